@@ -1,0 +1,140 @@
+"""State changes of integrations: status transitions, actions, events.
+
+Every status change goes through `apply_transition`, which writes the row and
+the IntegrationEvent together; callers hold the row locked
+(`select_for_update`) inside a transaction so two transitions never interleave.
+"""
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from integrations import status as machine
+from integrations.models import Integration, IntegrationEvent
+
+ACTION_EVENTS = {
+    machine.Action.DEACTIVATE: IntegrationEvent.Kind.DEACTIVATED,
+    machine.Action.REACTIVATE: IntegrationEvent.Kind.REACTIVATED,
+    machine.Action.DELETE: IntegrationEvent.Kind.DELETED,
+    machine.Action.RESTORE: IntegrationEvent.Kind.RESTORED,
+    machine.Action.ENTER_QA: IntegrationEvent.Kind.QA_ENTERED,
+    machine.Action.RELEASE_QA: IntegrationEvent.Kind.QA_RELEASED,
+    machine.Action.CREDENTIALS_UPDATED: IntegrationEvent.Kind.CREDENTIALS_UPDATED,
+    machine.Action.CREDENTIALS_REVOKED: IntegrationEvent.Kind.CREDENTIALS_REVOKED,
+    machine.Action.MAPPING_COMPLETED: IntegrationEvent.Kind.MAPPING_CHANGED,
+    machine.Action.MAPPING_INCOMPLETE: IntegrationEvent.Kind.MAPPING_CHANGED,
+}
+
+
+def facts_of(integration):
+    return machine.Facts(
+        deleted=integration.deleted_at is not None,
+        inactive=integration.deactivated_at is not None,
+        quality_assurance=integration.quality_assurance_since is not None,
+        mapping_complete=integration.mapping_complete,
+        first_sync_finished=integration.first_sync_finished_at is not None,
+        ever_succeeded=integration.last_success_at is not None,
+        last_outcome=integration.last_outcome,
+        last_outcome_at=integration.last_outcome_at,
+        last_error_code=integration.last_error_code,
+        consecutive_unsuccessful=integration.consecutive_unsuccessful,
+        unsuccessful_since=integration.unsuccessful_since,
+        auth_failing_since=integration.auth_failing_since,
+        credentials_revoked=integration.credentials_revoked_at is not None,
+    )
+
+
+def _stamp(current, flag, now):
+    """Keep the first time a flag was set; clear it when unset."""
+    if not flag:
+        return None
+    return current or now
+
+
+def apply_transition(integration, transition, *, now, actor=None, note="", session=None, event_kind=None):
+    """Write the transition's facts and status to the row, and the timeline.
+
+    Writes an event of `event_kind` (the action taken) when given, and a
+    status_changed event whenever the status changed.
+    """
+    facts = transition.facts
+    integration.deleted_at = _stamp(integration.deleted_at, facts.deleted, now)
+    integration.deactivated_at = _stamp(integration.deactivated_at, facts.inactive, now)
+    integration.quality_assurance_since = _stamp(integration.quality_assurance_since, facts.quality_assurance, now)
+    integration.mapping_complete = facts.mapping_complete
+    integration.first_sync_finished_at = _stamp(integration.first_sync_finished_at, facts.first_sync_finished, now)
+    integration.last_outcome = facts.last_outcome
+    integration.last_outcome_at = facts.last_outcome_at
+    integration.last_error_code = facts.last_error_code
+    integration.consecutive_unsuccessful = facts.consecutive_unsuccessful
+    integration.unsuccessful_since = facts.unsuccessful_since
+    integration.auth_failing_since = facts.auth_failing_since
+    integration.credentials_revoked_at = _stamp(integration.credentials_revoked_at, facts.credentials_revoked, now)
+    integration.status_reason = transition.reason
+    if transition.changed:
+        integration.status = transition.status
+        integration.status_changed_at = now
+    integration.save()
+
+    events = []
+    if event_kind:
+        events.append(
+            IntegrationEvent(
+                integration=integration,
+                kind=event_kind,
+                actor=actor,
+                from_status=transition.previous_status,
+                to_status=transition.status,
+                note=note,
+                session=session,
+                created_at=now,
+            )
+        )
+    if transition.changed:
+        events.append(
+            IntegrationEvent(
+                integration=integration,
+                kind=IntegrationEvent.Kind.STATUS_CHANGED,
+                actor=actor,
+                from_status=transition.previous_status,
+                to_status=transition.status,
+                note=transition.reason if not note else f"{transition.reason} {note}",
+                session=session,
+                created_at=now,
+            )
+        )
+    IntegrationEvent.objects.bulk_create(events)
+    return transition
+
+
+def perform_action(integration_id, action, *, actor=None, note="", now=None):
+    """Apply a person's action to an integration; IllegalTransition if refused.
+
+    Locks the row so the check and the change see the same state.
+    """
+    now = now or timezone.now()
+    action = machine.Action(action)
+    with transaction.atomic():
+        integration = Integration.objects.select_for_update().get(pk=integration_id)
+        transition = machine.on_action(
+            facts_of(integration), integration.status, action, settings.CREDENTIALS_INVALID_AFTER
+        )
+        if action == machine.Action.CREDENTIALS_REVOKED:
+            integration.set_credentials({}, set_at=None)
+        apply_transition(
+            integration, transition, now=now, actor=actor, note=note, event_kind=ACTION_EVENTS[action]
+        )
+    return integration
+
+
+def record_event(integration, kind, *, actor=None, note="", session=None, now=None):
+    return IntegrationEvent.objects.create(
+        integration=integration,
+        kind=kind,
+        actor=actor,
+        note=note,
+        session=session,
+        from_status=integration.status,
+        to_status=integration.status,
+        created_at=now or timezone.now(),
+    )

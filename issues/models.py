@@ -1,0 +1,127 @@
+"""The error-code catalog, per-item sync issues and customers' help requests."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Severity(models.TextChoices):
+    INFO = "info", "Info"
+    WARNING = "warning", "Warning"
+    ERROR = "error", "Error"
+    CRITICAL = "critical", "Critical"
+
+
+class ErrorCode(models.Model):
+    class Category(models.TextChoices):
+        AUTH = "auth", "Authentication"
+        VENDOR = "vendor", "Vendor"
+        MAPPING = "mapping", "Mapping"
+        DATA = "data", "Data"
+        ENGINE = "engine", "Engine"
+
+    code = models.CharField(max_length=50, primary_key=True)
+    title = models.CharField(max_length=200)
+    category = models.CharField(max_length=20, choices=Category.choices, db_index=True)
+    default_severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.ERROR)
+    customer_advice = models.TextField(help_text="What the customer can do, in plain words.")
+    support_notes = models.TextField(blank=True, help_text="For support staff: what to check.")
+    retryable = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = "error code"
+
+    def __str__(self):
+        return f"{self.code}: {self.title}"
+
+    @property
+    def is_auth(self):
+        return self.category == self.Category.AUTH
+
+
+class SyncIssue(models.Model):
+    class Source(models.TextChoices):
+        VENDOR = "vendor", "Vendor"
+        PLATFORM = "platform", "Platform"
+        MAPPING = "mapping", "Mapping"
+        ENGINE = "engine", "Engine"
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        RESOLVED = "resolved", "Resolved"
+        IGNORED = "ignored", "Ignored"
+
+    tenant = models.ForeignKey("integrations.Tenant", on_delete=models.CASCADE, related_name="issues")
+    integration = models.ForeignKey("integrations.Integration", on_delete=models.CASCADE, related_name="issues")
+    first_session = models.ForeignKey(
+        "integrations.SyncSession", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_session = models.ForeignKey(
+        "integrations.SyncSession", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    error_code = models.ForeignKey(ErrorCode, on_delete=models.PROTECT, related_name="issues")
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.ERROR)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.VENDOR)
+    # Empty item type and external id: a problem of the whole session.
+    item_type = models.CharField(max_length=50, blank=True)
+    external_id = models.CharField(max_length=200, blank=True)
+    item_label = models.CharField(max_length=300, blank=True)
+    vendor_url = models.URLField(max_length=500, blank=True)
+    record = models.ForeignKey(
+        "integrations.SyncedRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="issues"
+    )
+    message = models.TextField(blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    occurrences = models.PositiveIntegerField(default=1)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField(db_index=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN, db_index=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-last_seen_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "item_type", "external_id", "error_code"],
+                condition=Q(state="open"),
+                name="one_open_issue_per_item_and_code",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "state", "-last_seen_at"], name="issue_tenant_state_seen"),
+            models.Index(fields=["integration", "state", "-last_seen_at"], name="issue_integration_state"),
+            models.Index(fields=["error_code", "last_seen_at"], name="issue_code_seen"),
+            models.Index(fields=["external_id"], name="issue_external_id"),
+        ]
+        permissions = [("resolve_syncissue", "Can resolve and ignore issues")]
+
+    def __str__(self):
+        target = self.item_label or self.external_id or "session"
+        return f"{self.error_code_id} on {target}"
+
+
+class SupportRequest(models.Model):
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        IN_PROGRESS = "in_progress", "In progress"
+        ANSWERED = "answered", "Answered"
+        CLOSED = "closed", "Closed"
+
+    issue = models.ForeignKey(SyncIssue, on_delete=models.CASCADE, related_name="support_requests")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="support_requests")
+    message = models.TextField()
+    history = models.JSONField(default=list, blank=True, help_text="The integration's recent sessions when asked.")
+    state = models.CharField(max_length=15, choices=State.choices, default=State.OPEN, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"Help with {self.issue} ({self.get_state_display()})"

@@ -1,0 +1,170 @@
+"""Recording sync issues in bulk: upsert a page's problems, resolve what synced cleanly.
+
+An issue is identified by (integration, item type, external id, code) while
+open; the database holds that with a conditional unique constraint. A repeat
+raises `occurrences` and `last_seen_at`; an item that later syncs without a
+problem resolves its open issues. Only one session of an integration runs at a
+time (another constraint), so these read-then-write steps do not race.
+"""
+
+from dataclasses import dataclass, field
+
+from django.db.models import F, Q
+
+from issues.models import ErrorCode, SyncIssue
+
+ITEM_SOURCES = {
+    ErrorCode.Category.MAPPING: SyncIssue.Source.MAPPING,
+    ErrorCode.Category.DATA: SyncIssue.Source.VENDOR,
+    ErrorCode.Category.AUTH: SyncIssue.Source.VENDOR,
+    ErrorCode.Category.VENDOR: SyncIssue.Source.VENDOR,
+    ErrorCode.Category.ENGINE: SyncIssue.Source.ENGINE,
+}
+
+
+@dataclass
+class ProblemRow:
+    """One problem of one item in the page being written."""
+
+    external_id: str
+    code: str
+    message: str
+    label: str = ""
+    vendor_url: str = ""
+    details: dict = field(default_factory=dict)
+    record_id: int | None = None
+
+
+def _catalog():
+    return {code.code: code for code in ErrorCode.objects.all()}
+
+
+class IssueRecorder:
+    """Per-session issue bookkeeping; keeps the catalog and a few flags, not the items."""
+
+    def __init__(self, integration, session, item_type):
+        self.integration = integration
+        self.session = session
+        self.item_type = item_type
+        self.catalog = _catalog()
+        # Skip the resolve query on every page when nothing could be resolved.
+        self.had_open_item_issues = SyncIssue.objects.filter(
+            integration=integration, state=SyncIssue.State.OPEN
+        ).exclude(external_id="").exists()
+        self.opened = 0
+        self.repeated = 0
+        self.resolved = 0
+
+    def record_page(self, problems, clean_ids, now):
+        """Upsert the page's problems; resolve open issues of its clean items.
+
+        For an item with problems, its open issues of other codes are resolved
+        too (the old problem was fixed, a new one appeared).
+        """
+        if problems:
+            self._upsert(problems, now)
+        if self.had_open_item_issues:
+            self._resolve_clean(clean_ids, problems, now)
+
+    def _upsert(self, problems, now):
+        merged = {}
+        for p in problems:
+            key = (p.external_id, p.code)
+            if key in merged:
+                merged[key].message = f"{merged[key].message} {p.message}"
+                continue
+            merged[key] = p
+        existing = {
+            (issue.external_id, issue.error_code_id): issue
+            for issue in SyncIssue.objects.filter(
+                integration=self.integration,
+                item_type=self.item_type,
+                external_id__in={p.external_id for p in merged.values()},
+                state=SyncIssue.State.OPEN,
+            ).only("id", "external_id", "error_code_id", "occurrences", "last_session_id")
+        }
+        new, repeat_ids = [], []
+        for key, p in merged.items():
+            issue = existing.get(key)
+            if issue is not None:
+                if issue.last_session_id != self.session.pk:
+                    repeat_ids.append(issue.pk)
+                continue
+            code = self.catalog[p.code]
+            new.append(
+                SyncIssue(
+                    tenant_id=self.integration.tenant_id,
+                    integration=self.integration,
+                    first_session=self.session,
+                    last_session=self.session,
+                    error_code=code,
+                    severity=code.default_severity,
+                    source=ITEM_SOURCES[code.category],
+                    item_type=self.item_type,
+                    external_id=p.external_id,
+                    item_label=p.label[:300],
+                    vendor_url=p.vendor_url[:500],
+                    record_id=p.record_id,
+                    message=p.message,
+                    details=p.details,
+                    first_seen_at=now,
+                    last_seen_at=now,
+                )
+            )
+        if new:
+            SyncIssue.objects.bulk_create(new)
+            self.opened += len(new)
+        if repeat_ids:
+            SyncIssue.objects.filter(pk__in=repeat_ids).update(
+                occurrences=F("occurrences") + 1, last_seen_at=now, last_session=self.session
+            )
+            self.repeated += len(repeat_ids)
+
+    def _resolve_clean(self, clean_ids, problems, now):
+        condition = Q(external_id__in=clean_ids) if clean_ids else Q(pk__in=[])
+        for external_id, codes in _codes_by_item(problems).items():
+            condition |= Q(external_id=external_id) & ~Q(error_code__in=codes)
+        self.resolved += (
+            SyncIssue.objects.filter(
+                condition,
+                integration=self.integration,
+                item_type=self.item_type,
+                state=SyncIssue.State.OPEN,
+            ).update(state=SyncIssue.State.RESOLVED, resolved_at=now, resolution_note="The item synced cleanly.")
+        )
+
+
+def _codes_by_item(problems):
+    codes = {}
+    for p in problems:
+        codes.setdefault(p.external_id, set()).add(p.code)
+    return codes
+
+
+def record_session_failure(integration, session, code, message, now):
+    """Open (or repeat) the session-level issue for a failed or unknown session."""
+    error_code = ErrorCode.objects.get(pk=code)
+    updated = SyncIssue.objects.filter(
+        integration=integration, item_type="", external_id="", error_code=error_code, state=SyncIssue.State.OPEN
+    ).update(occurrences=F("occurrences") + 1, last_seen_at=now, last_session=session, message=message)
+    if not updated:
+        SyncIssue.objects.create(
+            tenant_id=integration.tenant_id,
+            integration=integration,
+            first_session=session,
+            last_session=session,
+            error_code=error_code,
+            severity=error_code.default_severity,
+            source=ITEM_SOURCES[error_code.category],
+            item_label=f"Sync session {session.pk}",
+            message=message,
+            first_seen_at=now,
+            last_seen_at=now,
+        )
+
+
+def resolve_session_issues(integration, now):
+    """A session that completed resolves the open session-level issues."""
+    return SyncIssue.objects.filter(
+        integration=integration, item_type="", external_id="", state=SyncIssue.State.OPEN
+    ).update(state=SyncIssue.State.RESOLVED, resolved_at=now, resolution_note="A later sync completed.")

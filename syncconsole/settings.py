@@ -1,0 +1,260 @@
+"""SyncConsole settings: one module, everything from the environment.
+
+Development needs nothing set: SQLite in the checkout, the django-q2 ORM
+broker, the console email backend. Production is DEBUG off; then SECRET_KEY,
+ALLOWED_HOSTS, CREDENTIALS_KEYS and SITE_URL must be given or the process
+refuses to start with ImproperlyConfigured.
+"""
+
+import base64
+import hashlib
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+DEBUG = env.bool("DEBUG", default=True)
+PRODUCTION = not DEBUG
+
+_DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-in-production-0123456789"
+
+
+def _required(name):
+    """A value production cannot run without."""
+    value = env.str(name, default="")
+    if PRODUCTION and not value:
+        raise ImproperlyConfigured(
+            f"{name} must be set when DEBUG is off (production). "
+            "See README.md, 'Running in production'."
+        )
+    return value
+
+
+SECRET_KEY = _required("SECRET_KEY") or _DEV_SECRET_KEY
+if PRODUCTION and SECRET_KEY == _DEV_SECRET_KEY:
+    raise ImproperlyConfigured("SECRET_KEY is the development key; set a real one.")
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+if PRODUCTION and not env.str("ALLOWED_HOSTS", default=""):
+    raise ImproperlyConfigured("ALLOWED_HOSTS must be set when DEBUG is off (production).")
+
+SITE_URL = (_required("SITE_URL") or "http://127.0.0.1:8000").rstrip("/")
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[SITE_URL])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_q",
+    "integrations",
+    "issues",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "syncconsole.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "syncconsole.wsgi.application"
+
+# Database ---------------------------------------------------------------
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+_db = DATABASES["default"]
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers run beside the one writer; IMMEDIATE takes the write
+    # lock at BEGIN so two writers queue on the busy timeout instead of one
+    # failing with "database is locked" half-way (the ORM broker polls hard).
+    _db.setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env.int("SQLITE_BUSY_TIMEOUT", default=30),
+            "init_command": (
+                "PRAGMA journal_mode=WAL;"
+                "PRAGMA synchronous=NORMAL;"
+                f"PRAGMA busy_timeout={env.int('SQLITE_BUSY_TIMEOUT', default=30) * 1000};"
+            ),
+        }
+    )
+else:
+    # Persistent connections: django-q2 workers otherwise open a connection
+    # per task, which dominates a short task's cost.
+    _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
+    _db["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Auth -------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+# Static files -----------------------------------------------------------
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+
+# Email ------------------------------------------------------------------
+
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="SyncConsole <syncconsole@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+SUPPORT_EMAIL = env.str("SUPPORT_EMAIL", default="support@localhost")
+ENGINEERING_EMAIL = env.str("ENGINEERING_EMAIL", default="engineering@localhost")
+
+# Credentials at rest ----------------------------------------------------
+
+
+def _dev_credentials_key():
+    digest = hashlib.sha256(("credentials:" + SECRET_KEY).encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+# Fernet keys, newest first. Rotation: put a new key first, keep the old ones,
+# run `manage.py rotate_credentials`, then drop the old keys.
+CREDENTIALS_KEYS = env.list("CREDENTIALS_KEYS", default=[])
+if not CREDENTIALS_KEYS:
+    if PRODUCTION:
+        raise ImproperlyConfigured(
+            "CREDENTIALS_KEYS must be set when DEBUG is off: one or more Fernet keys, "
+            "newest first (python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())')."
+        )
+    CREDENTIALS_KEYS = [_dev_credentials_key()]
+
+# Sync thresholds --------------------------------------------------------
+
+ALERT_AFTER_UNSUCCESSFUL = env.int("ALERT_AFTER_UNSUCCESSFUL", default=10)
+CREDENTIALS_INVALID_AFTER = timedelta(days=env.float("CREDENTIALS_INVALID_AFTER_DAYS", default=3))
+DEVELOPMENT_INACTIVE_AFTER = timedelta(days=env.float("DEVELOPMENT_INACTIVE_AFTER_DAYS", default=14))
+REAUTH_LINK_VALID_FOR = timedelta(hours=env.float("REAUTH_LINK_VALID_HOURS", default=72))
+DELETED_RETENTION = timedelta(days=env.float("DELETED_RETENTION_DAYS", default=30))
+DEFAULT_SYNC_INTERVAL = timedelta(minutes=env.float("DEFAULT_SYNC_INTERVAL_MINUTES", default=60))
+SESSION_LOG_MAX_ENTRIES = env.int("SESSION_LOG_MAX_ENTRIES", default=200)
+
+# The sync engine --------------------------------------------------------
+
+SYNC_LEASE_SECONDS = env.int("SYNC_LEASE_SECONDS", default=120)
+SYNC_QUEUED_TIMEOUT_SECONDS = env.int("SYNC_QUEUED_TIMEOUT_SECONDS", default=3600)
+SYNC_SESSION_TIMEOUT_SECONDS = env.int("SYNC_SESSION_TIMEOUT_SECONDS", default=3 * 3600)
+SYNC_REAPER_INTERVAL_MINUTES = env.int("SYNC_REAPER_INTERVAL_MINUTES", default=1)
+SYNC_SCHEDULER_INTERVAL_MINUTES = env.int("SYNC_SCHEDULER_INTERVAL_MINUTES", default=1)
+SYNC_SCHEDULER_BATCH = env.int("SYNC_SCHEDULER_BATCH", default=500)
+SYNC_BACKOFF_MAX = timedelta(hours=env.float("SYNC_BACKOFF_MAX_HOURS", default=6))
+VENDOR_CONNECT_TIMEOUT = env.float("VENDOR_CONNECT_TIMEOUT", default=5)
+VENDOR_READ_TIMEOUT = env.float("VENDOR_READ_TIMEOUT", default=30)
+VENDOR_MAX_RETRIES = env.int("VENDOR_MAX_RETRIES", default=3)
+VENDOR_BACKOFF_SECONDS = env.float("VENDOR_BACKOFF_SECONDS", default=0.5)
+VENDOR_MAX_RETRY_AFTER = env.float("VENDOR_MAX_RETRY_AFTER", default=60)
+VENDOR_SIMULATOR_URL = env.str("VENDOR_SIMULATOR_URL", default="http://127.0.0.1:8765")
+
+# Background work (django-q2) ---------------------------------------------
+
+REDIS_URL = env.str("REDIS_URL", default="")
+Q_TIMEOUT = env.int("Q_TIMEOUT", default=SYNC_SESSION_TIMEOUT_SECONDS)
+Q_CLUSTER = {
+    "name": "syncconsole",
+    "workers": env.int("Q_WORKERS", default=2),
+    "timeout": Q_TIMEOUT,
+    # retry must exceed timeout, or the ORM broker hands a running task to a
+    # second worker.
+    "retry": env.int("Q_RETRY", default=Q_TIMEOUT + 60),
+    "max_attempts": env.int("Q_MAX_ATTEMPTS", default=2),
+    "catch_up": False,
+    "save_limit": env.int("Q_SAVE_LIMIT", default=500),
+    "ack_failures": True,
+    "poll": env.float("Q_POLL", default=0.5),
+    "label": "Background tasks",
+    "sync": env.bool("Q_SYNC", default=False),
+    # Syncs a person asked for go to their own queue, worked by a second
+    # qcluster started with Q_CLUSTER_NAME=urgent, so they never wait behind
+    # the scheduled backlog.
+    "ALT_CLUSTERS": {"urgent": {"workers": env.int("Q_URGENT_WORKERS", default=1)}},
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+URGENT_CLUSTER = "urgent"
+
+# Security ---------------------------------------------------------------
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+
+# Logging: never log credentials; the engine logs ids and codes only.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
