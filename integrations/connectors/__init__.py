@@ -1,0 +1,1 @@
+"""Connectors: one module per vendor API, registered by key (see base.py)."""

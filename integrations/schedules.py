@@ -1,0 +1,41 @@
+"""The periodic django-q2 schedules, created idempotently by name.
+
+Applied by a migration and by `manage.py setup_schedules` (to pick up changed
+intervals); never at import time.
+"""
+
+from django.conf import settings
+
+
+def schedule_specs():
+    return [
+        {
+            "name": "sync-reaper",
+            "func": "integrations.tasks.reap_sessions",
+            "minutes": settings.SYNC_REAPER_INTERVAL_MINUTES,
+        },
+        {
+            "name": "sync-scheduler",
+            "func": "integrations.tasks.schedule_due_syncs",
+            "minutes": settings.SYNC_SCHEDULER_INTERVAL_MINUTES,
+        },
+    ]
+
+
+def ensure_schedules(schedule_model):
+    """Create or update each schedule by name; returns the names."""
+    names = []
+    for spec in schedule_specs():
+        schedule_model.objects.update_or_create(
+            name=spec["name"],
+            defaults={
+                "func": spec["func"],
+                "schedule_type": "I",  # Schedule.MINUTES
+                "minutes": spec["minutes"],
+                "repeats": -1,
+                # Only the main cluster runs schedules; the urgent one stays free.
+                "cluster": settings.Q_CLUSTER["name"],
+            },
+        )
+        names.append(spec["name"])
+    return names

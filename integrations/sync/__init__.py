@@ -1,0 +1,1 @@
+"""The sync engine: start, run, finish, reap and schedule sessions."""

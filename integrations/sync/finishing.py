@@ -1,0 +1,120 @@
+"""Finishing a session and applying its outcome to the integration.
+
+Both the runner and the reaper end sessions here. The integration row and
+then the session row are locked (always in that order); a session that is no
+longer in the state the caller expects is left alone, so a session is
+finished exactly once however many hands reach for it.
+"""
+
+import random
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from integrations import status as machine
+from integrations.models import Integration, SyncSession
+from integrations.services import apply_transition, facts_of
+from integrations.sync.records import mark_unseen_deleted
+from issues.models import ErrorCode
+from issues.recording import record_session_failure, resolve_session_issues
+
+
+class SessionLog:
+    """A bounded structured log: the first entries and the most recent ones."""
+
+    def __init__(self, limit, entries=None):
+        self.limit = max(limit, 2)
+        self.entries = list(entries or [])
+        self.dropped = 0
+
+    def add(self, level, message, **data):
+        entry = {"at": timezone.now().isoformat(timespec="seconds"), "level": level, "message": message[:1000]}
+        if data:
+            entry["data"] = data
+        self.entries.append(entry)
+        if len(self.entries) > self.limit:
+            # Keep the opening lines; drop from the middle.
+            del self.entries[self.limit // 2]
+            self.dropped += 1
+
+    def as_list(self):
+        if not self.dropped:
+            return self.entries
+        note = {"at": "", "level": "info", "message": f"{self.dropped} log entries were dropped to keep the log short."}
+        half = self.limit // 2
+        return [*self.entries[:half], note, *self.entries[half:]]
+
+
+def next_sync_at(integration, facts, now):
+    """When the scheduler should next run it: the interval, backed off while failing, with jitter."""
+    interval = integration.sync_interval
+    if facts.consecutive_unsuccessful:
+        backoff = interval * (2 ** min(facts.consecutive_unsuccessful - 1, 16))
+        interval = min(max(backoff, interval), max(settings.SYNC_BACKOFF_MAX, interval))
+    jitter = interval.total_seconds() * 0.1 * random.random()
+    return now + interval + timedelta(seconds=jitter)
+
+
+def finish_session(
+    session_id,
+    *,
+    state,
+    code="",
+    message="",
+    worker=None,
+    expected_states=(SyncSession.State.RUNNING,),
+    counters=None,
+    items_total=None,
+    log=None,
+    cursor=None,
+    full_complete=False,
+    item_type="item",
+    now=None,
+):
+    """End the session in `state` and apply the outcome; None if it was not ours to end."""
+    now = now or timezone.now()
+    integration_id = SyncSession.objects.values_list("integration_id", flat=True).get(pk=session_id)
+    with transaction.atomic():
+        integration = Integration.objects.select_for_update().get(pk=integration_id)
+        session = SyncSession.objects.select_for_update().get(pk=session_id)
+        if session.state not in expected_states or (worker and session.worker != worker):
+            return None
+        fields = {**(counters or {})}
+        if full_complete:
+            fields["items_deleted"] = mark_unseen_deleted(integration, session, item_type, now)
+        log_entries = list(session.log or []) if log is None else log.as_list()
+        if log is not None:
+            log.add("info" if not code else "error", f"Finished: {state}{f' ({code})' if code else ''}.")
+            log_entries = log.as_list()
+        SyncSession.objects.filter(pk=session_id).update(
+            state=state,
+            finished_at=now,
+            error_code_id=code or None,
+            error_message=message,
+            lease_expires_at=None,
+            items_total=items_total if items_total is not None else session.items_total,
+            log=log_entries,
+            **fields,
+        )
+        session.refresh_from_db()
+
+        if state in (SyncSession.State.SUCCEEDED, SyncSession.State.WARNINGS):
+            if cursor:
+                integration.sync_cursor = cursor[:200]
+            resolve_session_issues(integration, now)
+        elif state in (SyncSession.State.FAILED, SyncSession.State.UNKNOWN) and code:
+            record_session_failure(integration, session, code, message or code, now)
+
+        auth_error = bool(code) and ErrorCode.objects.filter(pk=code, category=ErrorCode.Category.AUTH).exists()
+        outcome = machine.Outcome(state, now, code, auth_error=auth_error)
+        transition = machine.on_session_finished(
+            facts_of(integration), integration.status, outcome, settings.CREDENTIALS_INVALID_AFTER
+        )
+        integration.last_session = session
+        if state in (SyncSession.State.SUCCEEDED, SyncSession.State.WARNINGS):
+            integration.last_success_at = now
+        integration.next_sync_at = next_sync_at(integration, transition.facts, now)
+        apply_transition(integration, transition, now=now, session=session)
+    return session

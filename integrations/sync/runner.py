@@ -1,0 +1,235 @@
+"""Running one session: claim it, hold the lease, write page by page, finish.
+
+The task that runs a session only acts on a session still queued (the claim
+is a conditional UPDATE), and every page's write extends the lease with a
+conditional UPDATE on (state=running, worker=me): if the reaper has given up
+on the session meanwhile, that page is rolled back and the run stops without
+finishing anything. What earlier pages wrote stays.
+"""
+
+import logging
+import os
+import socket
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from integrations import onboarding
+from integrations.connectors import errors
+from integrations.connectors.base import ItemProblem, get_connector_class
+from integrations.connectors.http import VendorHttp
+from integrations.models import SyncSession
+from integrations.sync.finishing import SessionLog, finish_session
+from integrations.sync.records import write_page
+from issues.recording import IssueRecorder, ProblemRow
+
+logger = logging.getLogger(__name__)
+
+
+class LeaseLost(Exception):
+    """The session is no longer ours (reaped, or finished elsewhere)."""
+
+
+class SessionTimedOut(Exception):
+    pass
+
+
+def worker_name():
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim(session_id, worker, now):
+    lease = timedelta(seconds=settings.SYNC_LEASE_SECONDS)
+    return SyncSession.objects.filter(pk=session_id, state=SyncSession.State.QUEUED).update(
+        state=SyncSession.State.RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+        lease_expires_at=now + lease,
+        worker=worker,
+    )
+
+
+def run_session(session_id, *, worker=None):
+    """Run a queued session to its end. Returns the finished session, or None if it was not ours."""
+    worker = worker or worker_name()
+    if not claim(session_id, worker, timezone.now()):
+        logger.info("session %s is not queued any more; nothing to do", session_id)
+        return None
+    session = SyncSession.objects.select_related("integration", "integration__tenant").get(pk=session_id)
+    return SessionRun(session, worker).run()
+
+
+class SessionRun:
+    def __init__(self, session, worker):
+        self.session = session
+        self.integration = session.integration
+        self.worker = worker
+        self.counters = dict.fromkeys(SyncSession.COUNTERS, 0)
+        self.items_total = None
+        self.log = SessionLog(settings.SESSION_LOG_MAX_ENTRIES)
+        self.deadline = time.monotonic() + settings.SYNC_SESSION_TIMEOUT_SECONDS
+        self.problem_items = 0
+
+    def run(self):
+        integration = self.integration
+        http = VendorHttp()
+        full = self.session.kind == SyncSession.Kind.FULL or not integration.sync_cursor
+        if full and self.session.kind != SyncSession.Kind.FULL:
+            self.log.add("info", "No cursor from an earlier sync: reading everything.")
+        try:
+            connector_class = get_connector_class(integration.connector)
+            connector = connector_class(integration.settings, integration.get_credentials(), http)
+            self.connector = connector
+            self.mappings = self.load_mappings(connector)
+            self.recorder = IssueRecorder(integration, self.session, connector.item_type)
+            self.log.add("info", f"{'Full' if full else 'Quick'} sync started by {self.worker}.")
+            for page in connector.iter_pages(full=full, cursor=integration.sync_cursor):
+                if time.monotonic() > self.deadline:
+                    raise SessionTimedOut()
+                self.write(page, full=full, http=http)
+        except LeaseLost:
+            logger.warning("session %s lost its lease; stopping without finishing", self.session.pk)
+            return None
+        except SessionTimedOut:
+            return self.finish(
+                SyncSession.State.UNKNOWN,
+                "SYNC_TIMEOUT",
+                f"The session ran longer than {settings.SYNC_SESSION_TIMEOUT_SECONDS} s and was stopped.",
+                http,
+            )
+        except errors.ConnectorError as exc:
+            self.log.add("error", f"{exc.code}: {exc.message}")
+            return self.finish(SyncSession.State.FAILED, exc.code, exc.message, http)
+        except Exception as exc:  # our own bug: say so, never leave the session running
+            logger.exception("session %s failed with an internal error", self.session.pk)
+            message = f"{type(exc).__name__}: {exc}"[:2000]
+            self.log.add("error", f"INTERNAL_ERROR: {message}")
+            return self.finish(SyncSession.State.FAILED, "INTERNAL_ERROR", message, http)
+        finally:
+            http.close()
+        state = SyncSession.State.WARNINGS if self.problem_items else SyncSession.State.SUCCEEDED
+        return self.finish(state, "", "", http, cursor=connector.next_cursor, full=full)
+
+    def load_mappings(self, connector):
+        """The account mapping; a connector that needs none maps what the vendor lists on first use."""
+        mappings = {m.vendor_account_id: m for m in self.integration.account_mappings.all()}
+        if not mappings and not connector.requires_mapping(self.integration.settings):
+            onboarding.record_accounts(self.integration, connector.discover_accounts())
+            onboarding.auto_map(self.integration)
+            mappings = {m.vendor_account_id: m for m in self.integration.account_mappings.all()}
+            self.log.add("info", f"Discovered {len(mappings)} vendor account(s) and mapped them.")
+        return mappings
+
+    def finish(self, state, code, message, http, *, cursor=None, full=False):
+        self._take_http_counters(http)
+        return finish_session(
+            self.session.pk,
+            state=state,
+            code=code,
+            message=message,
+            worker=self.worker,
+            counters=self.counters,
+            items_total=self.items_total,
+            log=self.log,
+            cursor=cursor,
+            full_complete=full and state in (SyncSession.State.SUCCEEDED, SyncSession.State.WARNINGS),
+            item_type=getattr(getattr(self, "connector", None), "item_type", "item"),
+        )
+
+    def _take_http_counters(self, http):
+        self.counters["http_requests"] = http.counters.http_requests
+        self.counters["retries"] = http.counters.retries
+        self.counters["rate_limited_waits"] = http.counters.rate_limited_waits
+
+    def write(self, page, *, full, http):
+        now = timezone.now()
+        item_type = self.connector.item_type
+        to_store, problems = [], []
+        ignored = 0
+        for item in page.items:
+            if item.account_id:
+                mapping = self.mappings.get(item.account_id)
+                if mapping is None or not mapping.is_mapped:
+                    problems.append(
+                        ProblemRow(
+                            item.external_id,
+                            "ITEM_UNMAPPED",
+                            f"The item belongs to vendor account '{item.account_id}', which is not mapped.",
+                            item.label,
+                            item.vendor_url,
+                            {"vendor_account_id": item.account_id},
+                        )
+                    )
+                    continue
+                if mapping.ignored:
+                    ignored += 1
+                    continue
+            to_store.append(item)
+
+        with transaction.atomic():
+            problem_ids = {item.external_id for item in to_store if item.problems}
+            result = write_page(
+                self.integration, self.session, item_type, to_store, full=full, now=now, want_ids=problem_ids
+            )
+            duplicate_ids = set()
+            for dup in result.duplicates:
+                duplicate_ids.add(dup.external_id)
+                dup.problems = [
+                    ItemProblem(
+                        "ITEM_DUPLICATE",
+                        f"The vendor sent item '{dup.external_id}' more than once; the first copy was kept.",
+                    )
+                ]
+            record_ids = dict(result.record_ids or {})
+            if duplicate_ids - record_ids.keys():
+                record_ids.update(
+                    self.integration.records.filter(item_type=item_type, external_id__in=duplicate_ids).values_list(
+                        "external_id", "pk"
+                    )
+                )
+            for item in [*to_store, *result.duplicates]:
+                for problem in item.problems:
+                    problems.append(
+                        ProblemRow(
+                            item.external_id,
+                            problem.code,
+                            problem.message,
+                            item.label,
+                            item.vendor_url,
+                            problem.details,
+                            record_ids.get(item.external_id),
+                        )
+                    )
+            clean_ids = [
+                item.external_id
+                for item in to_store
+                if not item.problems and item.external_id not in duplicate_ids
+            ]
+            self.recorder.record_page(problems, clean_ids, now)
+
+            unmapped = sum(1 for p in problems if p.code == "ITEM_UNMAPPED")
+            warned = len({p.external_id for p in problems if p.code != "ITEM_UNMAPPED"})
+            self.problem_items += unmapped + warned
+            c = self.counters
+            c["pages"] += 1
+            c["items_seen"] += len(page.items)
+            c["items_created"] += result.created
+            c["items_updated"] += result.updated
+            c["items_unchanged"] += result.unchanged + ignored
+            c["items_failed"] += unmapped
+            c["items_warnings"] += warned
+            if page.total is not None:
+                self.items_total = page.total
+            self._take_http_counters(http)
+            self.heartbeat(now)
+
+    def heartbeat(self, now):
+        lease = timedelta(seconds=settings.SYNC_LEASE_SECONDS)
+        updated = SyncSession.objects.filter(
+            pk=self.session.pk, state=SyncSession.State.RUNNING, worker=self.worker
+        ).update(heartbeat_at=now, lease_expires_at=now + lease, items_total=self.items_total, **self.counters)
+        if not updated:
+            raise LeaseLost()

@@ -1,0 +1,16 @@
+"""django-q2 entry points: load by id, call a service, nothing else."""
+
+from integrations.sync import reaper, runner, scheduler
+
+
+def run_session(session_id):
+    session = runner.run_session(session_id)
+    return None if session is None else session.state
+
+
+def reap_sessions():
+    return len(reaper.reap())
+
+
+def schedule_due_syncs():
+    return len(scheduler.tick())
