@@ -26,7 +26,10 @@ class SimulatorConnector(RestConnector):
     @classmethod
     def validate_settings(cls, settings):
         problems = [f"Setting {f.name!r} is required." for f in cls.setting_fields if f.required and not settings.get(f.name)]
-        return problems or super().validate_settings({**settings, "base_url": cls.base_url_for(settings)})
+        if settings.get("auth", "api_key") not in ("api_key", "oauth2"):
+            problems.append("Setting 'auth' must be 'api_key' (the default) or 'oauth2'.")
+        rest_settings = {k: v for k, v in settings.items() if k != "auth"}
+        return problems or super().validate_settings({**rest_settings, "base_url": cls.base_url_for(settings)})
 
     @classmethod
     def validate_credentials_for(cls, settings, credentials):
