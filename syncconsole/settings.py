@@ -206,7 +206,9 @@ VENDOR_SIMULATOR_URL = env.str("VENDOR_SIMULATOR_URL", default="http://127.0.0.1
 # Background work (django-q2) ---------------------------------------------
 
 REDIS_URL = env.str("REDIS_URL", default="")
-Q_TIMEOUT = env.int("Q_TIMEOUT", default=SYNC_SESSION_TIMEOUT_SECONDS)
+# The engine stops a session itself at SYNC_SESSION_TIMEOUT_SECONDS; the
+# cluster's hard timeout is a little later, for a worker that hangs.
+Q_TIMEOUT = env.int("Q_TIMEOUT", default=SYNC_SESSION_TIMEOUT_SECONDS + 300)
 Q_CLUSTER = {
     "name": "syncconsole",
     "workers": env.int("Q_WORKERS", default=2),
