@@ -1,0 +1,8 @@
+"""``python -m integrations.simulator``: run the vendor simulator."""
+
+import sys
+
+from .server import main
+
+if __name__ == "__main__":
+    sys.exit(main())

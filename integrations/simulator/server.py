@@ -1,0 +1,728 @@
+"""The vendor simulator's HTTP server.
+
+Standard library only, and no Django: ``python -m integrations.simulator``
+starts in a few milliseconds. ``python manage.py vendor_simulator`` runs the
+same server. The API is described in ``HELP_TEXT`` (shown by --help).
+"""
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import signal
+import sys
+import textwrap
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+
+from . import scenarios as sc
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+DEFAULT_SEED = 1
+DEFAULT_SLOW_SECONDS = 5.0
+DEFAULT_TOKEN_TTL = 3600
+DEFAULT_PAGE_SIZE = 100
+DEFAULT_MAX_PAGE_SIZE = 5000
+
+MAX_BODY_BYTES = 1024 * 1024
+LOGGED_QUERY_KEYS = ("page", "page_size", "cursor", "updated_since")
+CONTROL_KEYS = frozenset({"drop", "change", "recover", "fail", "api_key"})
+COUNTER_KEYS = ("items", "item", "accounts", "me", "token", "total")
+
+
+def _scenario_lines():
+    lines = []
+    for name, text in sc.SCENARIOS.items():
+        wrapped = textwrap.wrap(text, width=56) or [""]
+        lines.append("  %-15s %s" % (name, wrapped[0]))
+        lines.extend("  %-15s %s" % ("", more) for more in wrapped[1:])
+    return "\n".join(lines)
+
+
+HELP_TEXT = """\
+Run the vendor simulator: an HTTP server that imitates a SaaS vendor's
+paginated JSON API, with faults chosen per account. The demo and the tests
+sync against it. The first line on stdout is
+"Vendor simulator listening on http://HOST:PORT" (the real port, also with
+--port 0); it then serves until SIGTERM or Ctrl-C.
+
+Accounts are named SCENARIO or SCENARIO.LABEL (LABEL: letters, digits, _ and
+-), so that independent copies of a scenario can coexist, e.g. healthy.demo.
+Unless a scenario says otherwise an account has 120 items.
+
+Scenarios:
+{scenarios}
+
+Authentication (every /v1 call), one of:
+  X-API-Key: good-key
+  POST /oauth/token with grant_type=client_credentials, client_id=ACCOUNT,
+  client_secret=KEY (form body or HTTP Basic), then
+  Authorization: Bearer TOKEN. Tokens are HMAC-signed and expire after
+  --token-ttl seconds (401 token_expired); a bad one is 401 invalid_token.
+  A wrong key is 401 invalid_key (invalid_client at /oauth/token), no
+  credentials 401 missing_credentials.
+
+Endpoints:
+  GET /health
+  GET /v1/ACCOUNT/me              credential check
+  GET /v1/ACCOUNT/accounts        vendor accounts (discovery): acct-1, acct-2
+  GET /v1/ACCOUNT/items?page=P&page_size=S[&updated_since=ISO]
+  GET /v1/ACCOUNT/items?cursor=C&page_size=S[&updated_since=ISO]
+  GET /v1/ACCOUNT/items/ITEM_ID
+  Listings answer {{items, page, page_size, next_page, next_cursor, total,
+  server_time}}; page_size defaults to --page-size and is capped at
+  --max-page-size. updated_since returns only items updated strictly after
+  it; every item is dated 2026-01-01T00:00:00Z until changed.
+
+Control API, for tests and the demo (no authentication):
+  POST   /_control/accounts/ACCOUNT  JSON object, merged into the overrides:
+           {{"drop": ["item-0000003"]}}   the vendor no longer has these items
+           {{"change": ["item-0000005"]}} new version: name gets " (v2)", " (v3)",
+                                        ..., updated_at becomes now
+           {{"recover": true}}            behave like healthy from now on
+           {{"fail": true}}               behave like outage until recover
+           {{"api_key": "k"}}             accept only this key from now on
+  GET    /_control/accounts/ACCOUNT  request counters and overrides
+  DELETE /_control/accounts/ACCOUNT  reset overrides and counters
+""".format(scenarios=_scenario_lines())
+
+
+class RawDescriptionFormatter(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def add_arguments(parser):
+    """The server's options, shared by this module's parser and the
+    management command's."""
+    parser.add_argument("--host", default=DEFAULT_HOST, help="Address to bind (default %(default)s).")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT,
+        help="Port to bind; 0 picks a free one (default %(default)s).",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED,
+        help="Seed for item data and the token signing secret (default %(default)s).",
+    )
+    parser.add_argument(
+        "--slow-seconds", type=float, default=DEFAULT_SLOW_SECONDS,
+        help="How long the 'slow' scenario's /items waits (default %(default)s).",
+    )
+    parser.add_argument(
+        "--token-ttl", type=int, default=DEFAULT_TOKEN_TTL,
+        help="Lifetime of OAuth access tokens in seconds (default %(default)s).",
+    )
+    parser.add_argument(
+        "--page-size", type=int, default=DEFAULT_PAGE_SIZE,
+        help="Default page size of /items (default %(default)s).",
+    )
+    parser.add_argument(
+        "--max-page-size", type=int, default=DEFAULT_MAX_PAGE_SIZE,
+        help="Largest page size /items accepts; larger ones are capped (default %(default)s).",
+    )
+    return parser
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m integrations.simulator",
+        description=HELP_TEXT,
+        formatter_class=RawDescriptionFormatter,
+    )
+    return add_arguments(parser)
+
+
+class ApiError(Exception):
+    """An error answer: status, JSON body, extra headers."""
+
+    def __init__(self, status, error, message=None, headers=None):
+        super().__init__(error)
+        self.status = status
+        self.body = {"error": error}
+        if message:
+            self.body["message"] = message
+        self.headers = headers or {}
+
+
+def _unavailable():
+    return ApiError(503, "unavailable", "The service is temporarily unavailable")
+
+
+def _invalid_key():
+    return ApiError(401, "invalid_key", "The API key is not valid")
+
+
+class AccountState:
+    """Overrides and counters of one account. Guarded by the server's lock."""
+
+    def __init__(self):
+        self.overrides = sc.Overrides()
+        self.counters = dict.fromkeys(COUNTER_KEYS, 0)
+        self.rate_limited_pages = set()
+
+
+class SimulatorServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address, *, seed=DEFAULT_SEED, slow_seconds=DEFAULT_SLOW_SECONDS,
+                 token_ttl=DEFAULT_TOKEN_TTL, page_size=DEFAULT_PAGE_SIZE,
+                 max_page_size=DEFAULT_MAX_PAGE_SIZE):
+        super().__init__(address, SimulatorHandler)
+        self.seed = seed
+        self.slow_seconds = max(0.0, float(slow_seconds))
+        self.token_ttl = int(token_ttl)
+        self.max_page_size = max(1, int(max_page_size))
+        self.page_size = min(max(1, int(page_size)), self.max_page_size)
+        self.secret = hashlib.sha256(("vendor-simulator-secret:%s" % seed).encode()).digest()
+        self.lock = threading.Lock()
+        self.accounts = {}
+
+    def handle_error(self, request, client_address):
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return
+        sys.stderr.write("vendor simulator: error handling a request: %r\n" % (exc,))
+
+    # -- account state (all under the lock) ------------------------------
+
+    def _state(self, account):
+        state = self.accounts.get(account)
+        if state is None:
+            state = self.accounts[account] = AccountState()
+        return state
+
+    def count(self, account, kind):
+        """Count a request; returns the number of earlier requests of that kind."""
+        with self.lock:
+            counters = self._state(account).counters
+            before = counters[kind]
+            counters[kind] = before + 1
+            counters["total"] += 1
+            return before
+
+    def overrides(self, account):
+        with self.lock:
+            return self._state(account).overrides.snapshot()
+
+    def first_time_for_page(self, account, page):
+        with self.lock:
+            pages = self._state(account).rate_limited_pages
+            if page in pages:
+                return False
+            pages.add(page)
+            return True
+
+    def reset(self, account):
+        with self.lock:
+            self.accounts.pop(account, None)
+
+    def stats(self, account):
+        with self.lock:
+            state = self._state(account)
+            return {"requests": dict(state.counters), "overrides": state.overrides.as_json()}
+
+    def apply_control(self, account, scenario, changes):
+        """Merge validated control changes into the account's overrides."""
+        with self.lock:
+            ov = self._state(account).overrides
+            ov.dropped.update(changes.get("drop", ()))
+            for index in changes.get("change", ()):
+                previous = ov.changed.get(index)
+                version = previous.version + 1 if previous else 2
+                ov.changed[index] = sc.Change(version, sc.change_instant())
+            if "recover" in changes:
+                ov.recovered = changes["recover"]
+                if changes["recover"]:
+                    ov.failed = False
+            if "fail" in changes:
+                ov.failed = changes["fail"]
+            if "api_key" in changes:
+                ov.api_key = changes["api_key"]
+            return ov.as_json()
+
+    # -- credentials -----------------------------------------------------
+
+    def accepted_keys(self, scenario, ov):
+        if ov.api_key is not None:
+            return (ov.api_key,)
+        if scenario.kind in ("expired-token", "invalid-key"):
+            return (sc.ROTATED_KEY, sc.GOOD_KEY) if ov.recovered else (sc.ROTATED_KEY,)
+        return (sc.GOOD_KEY,)
+
+    def check_key(self, scenario, ov, key, *, oauth=False):
+        """None when the key is accepted, else the ApiError to answer."""
+        for accepted in self.accepted_keys(scenario, ov):
+            if hmac.compare_digest(key.encode(), accepted.encode()):
+                return None
+        kind = sc.effective_kind(scenario, ov)
+        if ov.api_key is None and key == sc.GOOD_KEY:
+            if kind == "expired-token":
+                what = "client secret" if oauth else "API key"
+                return ApiError(401, "token_expired", "The %s has expired" % what)
+            if kind == "invalid-key" and not oauth:
+                return ApiError(401, "invalid_key", "The API key has been revoked")
+        if oauth:
+            return ApiError(401, "invalid_client", "Client authentication failed")
+        return _invalid_key()
+
+    def _signature(self, account, expires_ms, key):
+        message = ("%s|%d|%s" % (account, expires_ms, key)).encode()
+        return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
+
+    def issue_token(self, account, key):
+        expires_ms = int((time.time() + self.token_ttl) * 1000)
+        encoded = base64.urlsafe_b64encode(account.encode()).decode().rstrip("=")
+        return "%s.%d.%s" % (encoded, expires_ms, self._signature(account, expires_ms, key))
+
+    def check_token(self, scenario, ov, token):
+        invalid = ApiError(401, "invalid_token", "The access token is not valid")
+        parts = token.split(".")
+        if len(parts) != 3 or not parts[1].isdigit():
+            return invalid
+        try:
+            padded = parts[0] + "=" * (-len(parts[0]) % 4)
+            account = base64.urlsafe_b64decode(padded.encode()).decode()
+        except Exception:
+            return invalid
+        if account != scenario.account:
+            return invalid
+        expires_ms = int(parts[1])
+        if not any(
+            hmac.compare_digest(parts[2], self._signature(account, expires_ms, key))
+            for key in self.accepted_keys(scenario, ov)
+        ):
+            return invalid
+        if expires_ms <= time.time() * 1000:
+            return ApiError(401, "token_expired", "The access token has expired")
+        return None
+
+
+class SimulatorHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "VendorSimulator/1.0"
+    disable_nagle_algorithm = True
+    timeout = 300  # an idle keep-alive connection is closed after this
+
+    # -- plumbing ----------------------------------------------------------
+
+    def handle(self):
+        try:
+            super().handle()
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+
+    def log_message(self, format, *args):
+        sys.stderr.write("vendor simulator: %s\n" % (format % args))
+
+    def log_request(self, code="-", size="-"):
+        pass  # every answer is logged by _send, without headers
+
+    def _log(self, status):
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        kept = [(k, v[0]) for k, v in query.items() if k in LOGGED_QUERY_KEYS]
+        shown = parts.path + ("?" + urlencode(kept) if kept else "")
+        sys.stderr.write("%s %s %d\n" % (self.command, shown, status))
+
+    def send_error(self, code, message=None, explain=None):
+        """Protocol-level errors (bad request line, unsupported method) in JSON too."""
+        self.close_connection = True
+        short, long = self.responses.get(code, ("Error", ""))
+        body = json.dumps(
+            {"error": "http_%d" % code, "message": message or explain or long or short},
+            separators=(",", ":"),
+        ).encode()
+        try:
+            self.send_response(code, message)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+                self.wfile.write(body)
+        except (ConnectionError, TimeoutError):
+            pass
+        path = urlsplit(getattr(self, "path", "") or "").path or "-"
+        sys.stderr.write("%s %s %d\n" % (self.command or "-", path, code))
+
+    def version_string(self):
+        return self.server_version
+
+    def _send(self, status, body, headers=None, content_type="application/json"):
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+        self._log(status)
+
+    def _send_json(self, status, payload, headers=None):
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        self._send(status, body, headers)
+
+    def _read_body(self):
+        length = self.headers.get("Content-Length")
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            self.close_connection = True
+            raise ApiError(411, "length_required", "Send a Content-Length")
+        if not length:
+            return b""
+        try:
+            size = int(length)
+        except ValueError:
+            self.close_connection = True
+            raise ApiError(400, "bad_request", "Bad Content-Length") from None
+        if size < 0 or size > MAX_BODY_BYTES:
+            self.close_connection = True
+            raise ApiError(413, "too_large", "The request body is too large")
+        return self.rfile.read(size)
+
+    def _dispatch(self, method):
+        try:
+            body = self._read_body()
+            self._route(method, body)
+        except ApiError as error:
+            self._send_json(error.status, error.body, error.headers)
+
+    def do_GET(self):
+        self._dispatch("GET")
+
+    def do_POST(self):
+        self._dispatch("POST")
+
+    def do_DELETE(self):
+        self._dispatch("DELETE")
+
+    def do_PUT(self):
+        self._dispatch("PUT")
+
+    def do_PATCH(self):
+        self._dispatch("PATCH")
+
+    # -- routing -----------------------------------------------------------
+
+    def _route(self, method, body):
+        parts = urlsplit(self.path)
+        segments = [unquote(s) for s in parts.path.split("/")[1:]]
+        if segments and segments[-1] == "" and len(segments) > 1:
+            segments.pop()
+        query = parse_qs(parts.query, keep_blank_values=True)
+
+        if segments == ["health"]:
+            self._allow(method, "GET")
+            return self._send_json(200, {"ok": True})
+        if segments == ["oauth", "token"]:
+            self._allow(method, "POST")
+            return self._token(body)
+        if len(segments) >= 3 and segments[0] == "v1":
+            self._allow(method, "GET")
+            return self._api(segments[1], segments[2:], query)
+        if len(segments) == 3 and segments[:2] == ["_control", "accounts"]:
+            self._allow(method, "GET", "POST", "DELETE")
+            return self._control(method, segments[2], body)
+        raise ApiError(404, "not_found", "No such endpoint")
+
+    def _allow(self, method, *allowed):
+        if method not in allowed:
+            raise ApiError(405, "method_not_allowed", "Use %s" % " or ".join(allowed),
+                           {"Allow": ", ".join(allowed)})
+
+    @staticmethod
+    def _scenario(account):
+        scenario = sc.parse_account(account)
+        if scenario is None:
+            raise ApiError(404, "unknown_account", "No vendor account named %r" % account[:100])
+        return scenario
+
+    def _base_url(self):
+        host = self.headers.get("Host")
+        if not host:
+            address, port = self.server.server_address[:2]
+            host = "%s:%d" % (address, port)
+        return "http://" + host
+
+    # -- /oauth/token ------------------------------------------------------
+
+    def _token(self, body):
+        form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        grant_type = form.get("grant_type", [""])[0]
+        client_id = form.get("client_id", [""])[0]
+        client_secret = form.get("client_secret", [""])[0]
+        authorization = self.headers.get("Authorization", "")
+        if authorization[:6].lower() == "basic " and not client_id:
+            try:
+                decoded = base64.b64decode(authorization[6:].strip()).decode()
+                user, _, password = decoded.partition(":")
+                client_id, client_secret = unquote(user), unquote(password)
+            except Exception:
+                raise ApiError(401, "invalid_client", "Client authentication failed") from None
+        if grant_type != "client_credentials":
+            raise ApiError(400, "unsupported_grant_type", "Only client_credentials is supported")
+        if not client_id:
+            raise ApiError(401, "invalid_client", "client_id is missing")
+        scenario = self._scenario(client_id)
+        server = self.server
+        server.count(scenario.account, "token")
+        ov = server.overrides(scenario.account)
+        if ov.failed or sc.effective_kind(scenario, ov) == "outage":
+            raise _unavailable()
+        problem = server.check_key(scenario, ov, client_secret, oauth=True)
+        if problem:
+            raise problem
+        token = server.issue_token(scenario.account, client_secret)
+        self._send_json(
+            200,
+            {"access_token": token, "token_type": "Bearer", "expires_in": server.token_ttl},
+            {"Cache-Control": "no-store", "Pragma": "no-cache"},
+        )
+
+    # -- /v1 -------------------------------------------------------------
+
+    def _authenticate(self, scenario, ov):
+        key = self.headers.get("X-API-Key")
+        if key is not None:
+            return self.server.check_key(scenario, ov, key)
+        authorization = self.headers.get("Authorization")
+        if authorization:
+            scheme, _, token = authorization.strip().partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return self.server.check_token(scenario, ov, token.strip())
+            if scheme.lower() == "bearer":
+                return ApiError(401, "invalid_token", "The access token is missing")
+        return ApiError(
+            401, "missing_credentials",
+            "Send X-API-Key or Authorization: Bearer <token>",
+        )
+
+    def _api(self, account, rest, query):
+        scenario = self._scenario(account)
+        endpoint = rest[0]
+        if rest == ["items"]:
+            counter = "items"
+        elif endpoint == "items" and len(rest) == 2:
+            counter = "item"
+        elif rest in (["me"], ["accounts"]):
+            counter = endpoint
+        else:
+            counter = None
+        server = self.server
+        if counter:
+            before = server.count(account, counter)
+        else:
+            with server.lock:
+                server._state(account).counters["total"] += 1
+        ov = server.overrides(account)
+        kind = sc.effective_kind(scenario, ov)
+        if ov.failed or kind == "outage":
+            raise _unavailable()
+        problem = self._authenticate(scenario, ov)
+        if problem:
+            raise problem
+        if counter is None:
+            raise ApiError(404, "not_found", "No such endpoint")
+
+        now = sc.iso(sc.utcnow())
+        if counter == "me":
+            catalog = sc.Catalog(scenario, ov, server.seed, "")
+            return self._send_json(200, {
+                "account": account,
+                "scenario": scenario.name,
+                "item_count": catalog.distinct_count,
+                "server_time": now,
+            })
+        if kind == "forbidden":
+            raise ApiError(403, "forbidden", "The API user lacks the Items:Read permission")
+        if counter == "accounts":
+            return self._send_json(200, {"accounts": sc.VENDOR_ACCOUNTS, "server_time": now})
+
+        prefix = "%s/v1/%s/items/" % (self._base_url(), account)
+        catalog = sc.Catalog(scenario, ov, server.seed, prefix)
+        if counter == "item":
+            if kind == "slow":
+                time.sleep(server.slow_seconds)
+            index = sc.parse_item_id(rest[1])
+            if index is None or not catalog.has(index):
+                raise ApiError(404, "not_found", "No such item")
+            return self._send_json(200, catalog.item(index))
+        return self._items(scenario, kind, catalog, query, before)
+
+    def _items(self, scenario, kind, catalog, query, before):
+        server = self.server
+
+        def single(name):
+            values = query.get(name)
+            return values[-1] if values else None
+
+        def positive_int(name, value):
+            if not value.isdigit() or int(value) < 1 or len(value) > 12:
+                raise ApiError(400, "bad_request", "%s must be a positive integer" % name)
+            return int(value)
+
+        page_text, size_text = single("page"), single("page_size")
+        cursor_text, since_text = single("cursor"), single("updated_since")
+        if page_text is not None and cursor_text is not None:
+            raise ApiError(400, "bad_request", "Use either page or cursor, not both")
+        page = positive_int("page", page_text) if page_text is not None else 1
+        size = positive_int("page_size", size_text) if size_text is not None else server.page_size
+        size = min(size, server.max_page_size)
+        since = None
+        if since_text is not None:
+            try:
+                since = sc.parse_instant(since_text)
+            except ValueError:
+                raise ApiError(
+                    400, "bad_request", "updated_since must be an ISO 8601 date-time"
+                ) from None
+        cursor_slot = 0
+        if cursor_text:
+            try:
+                cursor_slot, cursor_since = sc.decode_cursor(cursor_text)
+            except ValueError:
+                raise ApiError(400, "bad_request", "The cursor is not valid") from None
+            if since is None:
+                since = cursor_since
+
+        if kind == "flaky" and before < 2:
+            if before == 0:
+                raise ApiError(503, "unavailable", "The service is temporarily unavailable")
+            raise ApiError(502, "bad_gateway", "Upstream error")
+
+        listing = catalog.listing(since)
+        cursor_mode = cursor_text is not None
+        if cursor_mode:
+            start = listing.position_of(cursor_slot)
+        else:
+            start = (page - 1) * size
+        effective_page = start // size + 1
+
+        if kind == "rate-limited" and effective_page in (2, 3):
+            if server.first_time_for_page(scenario.account, effective_page):
+                raise ApiError(429, "rate_limited", "Too many requests", {"Retry-After": "1"})
+        if kind == "slow":
+            time.sleep(server.slow_seconds)
+
+        slots = listing.take(start, size) if start < listing.total else []
+        more = start + len(slots) < listing.total
+        index_of = catalog.index_of_slot
+        item = catalog.item
+        payload = {
+            "items": [item(index_of(slot)) for slot in slots],
+            "page": None if cursor_mode else page,
+            "page_size": size,
+            "next_page": page + 1 if more and not cursor_mode else None,
+            "next_cursor": sc.encode_cursor(slots[-1] + 1, since) if more and slots else None,
+            "total": listing.total,
+            "server_time": sc.iso(sc.utcnow()),
+        }
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        if kind == "malformed" and effective_page == 2:
+            body = body[: max(1, min(len(body) // 2, 40))]
+        self._send(200, body)
+
+    # -- /_control ---------------------------------------------------------
+
+    def _control(self, method, account, body):
+        scenario = self._scenario(account)
+        server = self.server
+        if method == "GET":
+            return self._send_json(200, server.stats(account))
+        if method == "DELETE":
+            server.reset(account)
+            return self._send_json(200, {"account": account, "reset": True})
+        try:
+            changes = json.loads(body.decode("utf-8") if body else "")
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(400, "bad_request", "The body must be a JSON object") from None
+        validated = self._validate_control(scenario, changes)
+        overrides = server.apply_control(account, scenario, validated)
+        self._send_json(200, {"account": account, "overrides": overrides})
+
+    @staticmethod
+    def _validate_control(scenario, changes):
+        if not isinstance(changes, dict):
+            raise ApiError(400, "bad_request", "The body must be a JSON object")
+        unknown = sorted(set(changes) - CONTROL_KEYS)
+        if unknown:
+            raise ApiError(
+                400, "bad_request",
+                "Unknown keys %s; allowed: %s" % (", ".join(unknown), ", ".join(sorted(CONTROL_KEYS))),
+            )
+        validated = {}
+        for key in ("drop", "change"):
+            if key not in changes:
+                continue
+            ids = changes[key]
+            if not isinstance(ids, list):
+                raise ApiError(400, "bad_request", "%s must be a list of item ids" % key)
+            indexes = []
+            for value in ids:
+                index = sc.parse_item_id(value)
+                if index is None or index > scenario.item_count:
+                    raise ApiError(400, "bad_request", "%s: no item %r in this account" % (key, value))
+                indexes.append(index)
+            validated[key] = indexes
+        for key in ("recover", "fail"):
+            if key in changes:
+                if not isinstance(changes[key], bool):
+                    raise ApiError(400, "bad_request", "%s must be true or false" % key)
+                validated[key] = changes[key]
+        if "api_key" in changes:
+            value = changes["api_key"]
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ApiError(400, "bad_request", "api_key must be a non-empty string or null")
+            validated["api_key"] = value
+        return validated
+
+
+def serve(host=DEFAULT_HOST, port=DEFAULT_PORT, seed=DEFAULT_SEED,
+          slow_seconds=DEFAULT_SLOW_SECONDS, token_ttl=DEFAULT_TOKEN_TTL,
+          page_size=DEFAULT_PAGE_SIZE, max_page_size=DEFAULT_MAX_PAGE_SIZE,
+          stdout=None):
+    """Bind, announce the address on stdout, and serve until SIGTERM/SIGINT.
+
+    Returns 0 after a clean shutdown."""
+    server = SimulatorServer(
+        (host, port), seed=seed, slow_seconds=slow_seconds, token_ttl=token_ttl,
+        page_size=page_size, max_page_size=max_page_size,
+    )
+    bound_port = server.server_address[1]
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    # Handlers first: whoever reads the first line may signal at once.
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, stop)
+    try:
+        out = stdout or sys.stdout
+        out.write("Vendor simulator listening on http://%s:%d\n" % (host, bound_port))
+        out.flush()
+        server.serve_forever(poll_interval=0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 0
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return serve(
+        host=args.host, port=args.port, seed=args.seed, slow_seconds=args.slow_seconds,
+        token_ttl=args.token_ttl, page_size=args.page_size, max_page_size=args.max_page_size,
+    )
