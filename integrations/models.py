@@ -15,6 +15,9 @@ from django.db.models import Q
 from integrations import crypto
 
 
+USER_MODEL = settings.AUTH_USER_MODEL
+
+
 def default_sync_interval():
     return settings.DEFAULT_SYNC_INTERVAL
 
@@ -160,6 +163,11 @@ class Integration(models.Model):
     unsuccessful_since = models.DateTimeField(null=True, blank=True)
     auth_failing_since = models.DateTimeField(null=True, blank=True)
     quality_assurance_since = models.DateTimeField(null=True, blank=True)
+    quality_assurance_owner = models.ForeignKey(
+        USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    quality_assurance_reason = models.CharField(max_length=500, blank=True)
+    quality_assurance_due = models.DateField(null=True, blank=True)
     deactivated_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
 

@@ -19,6 +19,11 @@ def schedule_specs():
             "func": "integrations.tasks.schedule_due_syncs",
             "minutes": settings.SYNC_SCHEDULER_INTERVAL_MINUTES,
         },
+        {
+            "name": "purge-deleted-integrations",
+            "func": "integrations.tasks.purge_deleted_integrations",
+            "minutes": 24 * 60,
+        },
     ]
 
 

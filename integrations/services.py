@@ -138,3 +138,65 @@ def record_event(integration, kind, *, actor=None, note="", session=None, now=No
         to_status=integration.status,
         created_at=now or timezone.now(),
     )
+
+
+def enter_quality_assurance(integration_id, *, actor, reason, owner=None, due=None, now=None):
+    now = now or timezone.now()
+    with transaction.atomic():
+        integration = perform_action(integration_id, machine.Action.ENTER_QA, actor=actor, note=reason, now=now)
+        Integration.objects.filter(pk=integration_id).update(
+            quality_assurance_owner=owner, quality_assurance_reason=reason[:500], quality_assurance_due=due
+        )
+    integration.refresh_from_db()
+    return integration
+
+
+def release_quality_assurance(integration_id, *, actor, note, now=None):
+    """Leave QA and queue a sync so the status reflects the vendor again."""
+    from integrations.models import SyncSession
+    from integrations.sync.starting import SyncRefused, start_sync
+
+    with transaction.atomic():
+        integration = perform_action(integration_id, machine.Action.RELEASE_QA, actor=actor, note=note, now=now)
+        Integration.objects.filter(pk=integration_id).update(
+            quality_assurance_owner=None, quality_assurance_reason="", quality_assurance_due=None
+        )
+    integration.refresh_from_db()
+    try:
+        start_sync(integration, kind=SyncSession.Kind.QUICK, trigger=SyncSession.Trigger.STAFF, requested_by=actor)
+    except SyncRefused:
+        pass  # already syncing, or paused: the release itself stands
+    return integration
+
+
+def set_paused(integration_id, paused, *, actor, reason="", now=None):
+    """Pause or resume scheduled syncs; IllegalTransition if it already is so."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        integration = Integration.objects.select_for_update().get(pk=integration_id)
+        if integration.paused == paused:
+            raise machine.IllegalTransition("Syncs are already paused." if paused else "Syncs are not paused.")
+        if integration.deleted_at:
+            raise machine.IllegalTransition("The integration is deleted.")
+        integration.paused = paused
+        integration.paused_reason = reason[:500] if paused else ""
+        integration.save(update_fields=["paused", "paused_reason"])
+        record_event(
+            integration,
+            IntegrationEvent.Kind.PAUSED if paused else IntegrationEvent.Kind.RESUMED,
+            actor=actor,
+            note=reason,
+            now=now,
+        )
+    return integration
+
+
+def purge_deleted(now=None):
+    """Delete for good the integrations deleted more than DELETED_RETENTION ago, with all they own."""
+    now = now or timezone.now()
+    expired = Integration.objects.filter(deleted_at__lt=now - settings.DELETED_RETENTION)
+    ids = list(expired.values_list("pk", flat=True))
+    for pk in ids:
+        with transaction.atomic():
+            Integration.objects.filter(pk=pk, deleted_at__lt=now - settings.DELETED_RETENTION).delete()
+    return ids

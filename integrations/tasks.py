@@ -1,5 +1,6 @@
 """django-q2 entry points: load by id, call a service, nothing else."""
 
+from integrations import services
 from integrations.sync import reaper, runner, scheduler
 
 
@@ -14,3 +15,7 @@ def reap_sessions():
 
 def schedule_due_syncs():
     return len(scheduler.tick())
+
+
+def purge_deleted_integrations():
+    return len(services.purge_deleted())

@@ -1,6 +1,11 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
 
-from integrations.admin import ReadOnlyAdmin
+from integrations.admin.common import CappedCountPaginator, ReadOnlyAdmin
 from issues.models import ErrorCode, SupportRequest, SyncIssue
 
 
@@ -14,29 +19,103 @@ class ErrorCodeAdmin(admin.ModelAdmin):
         return ("code",) if obj else ()
 
 
+class NoteForm(forms.Form):
+    note = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
+
+
+def _close_issues(new_state, label):
+    @admin.action(description=f"{label} selected issues…", permissions=["resolve"])
+    def action(modeladmin, request, queryset):
+        form = NoteForm(request.POST if "apply" in request.POST else None)
+        if "apply" not in request.POST or not form.is_valid():
+            return TemplateResponse(
+                request,
+                "admin/issues/syncissue/close_issues.html",
+                {
+                    **modeladmin.admin_site.each_context(request),
+                    "title": f"{label} {queryset.count()} issue(s)",
+                    "issues": queryset.select_related("integration", "error_code")[:100],
+                    "form": form,
+                    "action": action.__name__,
+                    "label": label,
+                    "opts": modeladmin.model._meta,
+                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                    "selected": queryset.values_list("pk", flat=True),
+                },
+            )
+        # Only open issues change; closing one twice is refused by this filter.
+        changed = queryset.filter(state=SyncIssue.State.OPEN).update(
+            state=new_state,
+            resolved_by=request.user,
+            resolved_at=timezone.now(),
+            resolution_note=form.cleaned_data["note"],
+        )
+        modeladmin.message_user(request, f"{label}: {changed} issue(s).", messages.SUCCESS)
+        if changed == 0:
+            modeladmin.message_user(request, "None of the selected issues was open; nothing changed.", messages.WARNING)
+        return None
+
+    action.__name__ = f"{new_state}_issues"
+    return action
+
+
 @admin.register(SyncIssue)
 class SyncIssueAdmin(ReadOnlyAdmin):
     list_display = (
         "error_code",
-        "item_label",
-        "external_id",
+        "item",
         "integration",
+        "source",
         "severity",
         "state",
         "occurrences",
         "last_seen_at",
+        "links",
     )
-    list_filter = ("state", "severity", "error_code__category", "error_code", "integration__connector")
+    list_filter = (
+        "state",
+        "severity",
+        "error_code__category",
+        "error_code",
+        "source",
+        "integration__connector",
+    )
     list_select_related = ("integration", "integration__tenant", "error_code")
-    search_fields = ("^external_id",)
-    show_full_result_count = False
-    raw_id_fields = ("tenant", "integration", "first_session", "last_session", "record")
+    search_fields = ("^external_id", "^item_label")
+    paginator = CappedCountPaginator
+    raw_id_fields = ("tenant", "integration", "first_session", "last_session", "record", "resolved_by")
+    actions = [_close_issues(SyncIssue.State.RESOLVED, "Resolve"), _close_issues(SyncIssue.State.IGNORED, "Ignore")]
+
+    def has_resolve_permission(self, request):
+        return request.user.has_perm("issues.resolve_syncissue")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("details")
+
+    @admin.display(description="item", ordering="external_id")
+    def item(self, obj):
+        return obj.item_label or obj.external_id or "(session)"
+
+    @admin.display(description="records")
+    def links(self, obj):
+        parts = []
+        if obj.vendor_url:
+            parts.append(format_html('<a href="{}" rel="noopener noreferrer">vendor</a>', obj.vendor_url))
+        if obj.record_id:
+            parts.append(
+                format_html('<a href="{}">ours</a>', reverse("admin:integrations_syncedrecord_change", args=[obj.record_id]))
+            )
+        return format_html(" · ".join(["{}"] * len(parts)), *parts) if parts else ""
 
 
 @admin.register(SupportRequest)
 class SupportRequestAdmin(admin.ModelAdmin):
-    list_display = ("issue", "user", "state", "created_at")
+    list_display = ("issue", "user", "state", "created_at", "updated_at")
     list_filter = ("state",)
     list_select_related = ("issue", "issue__error_code", "user")
     raw_id_fields = ("issue", "user")
-    readonly_fields = ("issue", "user", "message", "history", "created_at")
+    readonly_fields = ("issue", "user", "message", "history", "created_at", "updated_at")
+    fields = ("state", "issue", "user", "message", "history", "created_at", "updated_at")
+
+    def has_add_permission(self, request):
+        return False

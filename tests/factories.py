@@ -37,6 +37,7 @@ class MembershipFactory(factory.django.DjangoModelFactory):
 class IntegrationFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Integration
+        skip_postgeneration_save = True
 
     tenant = factory.SubFactory(TenantFactory)
     connector = "simulator"

@@ -8,7 +8,10 @@ def create_schedules(apps, schema_editor):
 
 
 def remove_schedules(apps, schema_editor):
-    apps.get_model("django_q", "Schedule").objects.filter(name__in=["sync-reaper", "sync-scheduler"]).delete()
+    from integrations.schedules import schedule_specs
+
+    names = [spec["name"] for spec in schedule_specs()]
+    apps.get_model("django_q", "Schedule").objects.filter(name__in=names).delete()
 
 
 class Migration(migrations.Migration):

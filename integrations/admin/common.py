@@ -1,0 +1,103 @@
+"""Shared pieces of the support console: badges, relative times, paginators."""
+
+from datetime import timedelta
+
+from django.contrib import admin
+from django.core.paginator import Paginator
+from django.db import connections
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.html import format_html
+
+from integrations.models import Integration, SyncSession
+
+STATUS_COLOURS = {
+    Integration.Status.SETUP: "#6b7280",
+    Integration.Status.ACTIVE: "#15803d",
+    Integration.Status.WARNINGS: "#b45309",
+    Integration.Status.FAILING: "#b91c1c",
+    Integration.Status.UNKNOWN: "#7c3aed",
+    Integration.Status.AUTH_FAILING: "#c2410c",
+    Integration.Status.CREDENTIALS_INVALID: "#991b1b",
+    Integration.Status.QUALITY_ASSURANCE: "#1d4ed8",
+    Integration.Status.INACTIVE: "#4b5563",
+    Integration.Status.DELETED: "#111827",
+}
+SESSION_COLOURS = {
+    SyncSession.State.SUCCEEDED: "#15803d",
+    SyncSession.State.WARNINGS: "#d97706",
+    SyncSession.State.FAILED: "#b91c1c",
+    SyncSession.State.UNKNOWN: "#7c3aed",
+    SyncSession.State.CANCELLED: "#9ca3af",
+    SyncSession.State.QUEUED: "#60a5fa",
+    SyncSession.State.RUNNING: "#2563eb",
+}
+
+
+def status_badge(status):
+    label = Integration.Status(status).label if status in Integration.Status.values else status
+    return format_html(
+        '<span class="sc-badge" style="background:{}">{}</span>', STATUS_COLOURS.get(status, "#6b7280"), label
+    )
+
+
+def session_badge(state):
+    label = SyncSession.State(state).label if state in SyncSession.State.values else state
+    return format_html(
+        '<span class="sc-badge" style="background:{}">{}</span>', SESSION_COLOURS.get(state, "#6b7280"), label
+    )
+
+
+def duration_words(delta, parts=2):
+    """'2 days 5 hours', '14 minutes', 'under a minute'."""
+    seconds = int(max(delta.total_seconds(), 0))
+    units = (("day", 86400), ("hour", 3600), ("minute", 60))
+    words = []
+    for name, size in units:
+        count, seconds = divmod(seconds, size)
+        if count:
+            words.append(f"{count} {name}{'s' if count != 1 else ''}")
+    if not words:
+        return "under a minute"
+    return " ".join(words[:parts])
+
+
+def relative(moment, now=None):
+    if moment is None:
+        return "never"
+    now = now or timezone.now()
+    if moment > now:
+        return f"in {duration_words(moment - now)}"
+    return f"{duration_words(now - moment)} ago"
+
+
+class CappedCountPaginator(Paginator):
+    """Counts at most CAP rows: the last page of a huge table is reached by filtering, not by COUNT(*)."""
+
+    CAP = 10_000
+
+    @cached_property
+    def count(self):
+        return self.object_list.values("pk")[: self.CAP + 1].count()
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written by the engine: looked at, never edited by hand."""
+
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def is_postgresql():
+    return connections["default"].vendor == "postgresql"
+
+
+DAY = timedelta(days=1)

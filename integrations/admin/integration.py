@@ -1,0 +1,361 @@
+"""The integration changelist and page: the screen support staff live on."""
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, F, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from integrations.admin import actions as staff_actions
+from integrations.admin import panels
+from integrations.admin.common import relative, status_badge
+from integrations.models import AccountMapping, Integration, ReauthLink, SyncSession
+from integrations.reauth import link_state
+from issues.models import SyncIssue
+
+
+class NeedsAttentionFilter(admin.SimpleListFilter):
+    title = "needs attention"
+    parameter_name = "attention"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Needs attention")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(status__in=Integration.NEEDS_ATTENTION)
+        return queryset
+
+
+class AccountMappingInline(admin.TabularInline):
+    model = AccountMapping
+    extra = 0
+    fields = ("vendor_account_id", "vendor_account_name", "tenant_account", "ignored")
+    readonly_fields = ("vendor_account_id", "vendor_account_name")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+def _bulk_action(spec):
+    def action(modeladmin, request, queryset):
+        return modeladmin.run_bulk_action(request, queryset, spec)
+
+    action.__name__ = f"bulk_{spec.name}"
+    return admin.action(description=f"{spec.label}…", permissions=[spec.permission])(action)
+
+
+@admin.register(Integration)
+class IntegrationAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "tenant",
+        "connector",
+        "status_badge",
+        "syncing",
+        "last_sync",
+        "last_success",
+        "consecutive_unsuccessful",
+        "open_issues",
+    )
+    list_display_links = ("name",)
+    list_filter = ("status", NeedsAttentionFilter, "connector", "tenant__environment", "paused")
+    list_select_related = ("tenant", "last_session")
+    search_fields = ("name", "tenant__name", "tenant__slug", "=account_mappings__vendor_account_id")
+    show_full_result_count = False
+    list_per_page = 50
+    raw_id_fields = ("tenant",)
+    inlines = (AccountMappingInline,)
+    actions = [_bulk_action(spec) for spec in staff_actions.ACTIONS.values() if spec.bulk]
+    fieldsets = (
+        (None, {"fields": ("tenant", "name", "connector", "kind", "settings", "sync_interval")}),
+        (
+            "Facts behind the status",
+            {
+                "classes": ("collapse",),
+                "fields": (
+                    "status",
+                    "status_changed_at",
+                    "status_reason",
+                    "last_outcome",
+                    "last_outcome_at",
+                    "last_error_code",
+                    "consecutive_unsuccessful",
+                    "unsuccessful_since",
+                    "auth_failing_since",
+                    "quality_assurance_since",
+                    "deactivated_at",
+                    "deleted_at",
+                    "first_sync_finished_at",
+                    "mapping_complete",
+                    "sync_cursor",
+                    "next_sync_at",
+                    "paused",
+                    "paused_reason",
+                ),
+            },
+        ),
+    )
+    readonly_fields = (
+        "connector",
+        "status",
+        "status_changed_at",
+        "status_reason",
+        "last_outcome",
+        "last_outcome_at",
+        "last_error_code",
+        "consecutive_unsuccessful",
+        "unsuccessful_since",
+        "auth_failing_since",
+        "quality_assurance_since",
+        "deactivated_at",
+        "deleted_at",
+        "first_sync_finished_at",
+        "mapping_complete",
+        "sync_cursor",
+        "next_sync_at",
+        "paused",
+        "paused_reason",
+    )
+    change_form_template = "admin/integrations/integration/change_form.html"
+
+    # -- changelist --------------------------------------------------------
+
+    def get_queryset(self, request):
+        open_sessions = SyncSession.objects.filter(
+            integration=OuterRef("pk"), state__in=SyncSession.OPEN_STATES
+        ).order_by()
+        open_issues = (
+            SyncIssue.objects.filter(integration=OuterRef("pk"), state=SyncIssue.State.OPEN)
+            .order_by()
+            .values("integration")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _open_issues=Coalesce(Subquery(open_issues[:1]), 0),
+                _sync_state=Subquery(open_sessions.values("state")[:1]),
+                _sync_seen=Subquery(open_sessions.values("items_seen")[:1]),
+                _sync_total=Subquery(open_sessions.values("items_total")[:1]),
+                _last_sync=F("last_session__finished_at"),
+            )
+        )
+
+    def has_add_permission(self, request):
+        # Integrations are created through onboarding (discovery, mapping,
+        # first sync): `manage.py add_integration` or the customer portal.
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Deleting is the soft Delete action; purging is the daily schedule's.
+        return False
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj):
+        return status_badge(obj.status)
+
+    @admin.display(description="syncing")
+    def syncing(self, obj):
+        state = getattr(obj, "_sync_state", None)
+        if not state:
+            return ""
+        if state == SyncSession.State.QUEUED:
+            return format_html('<span class="sc-progress">queued</span>')
+        total = obj._sync_total
+        progress = f"{obj._sync_seen:,} / {total:,}" if total else f"{obj._sync_seen:,} items"
+        return format_html('<span class="sc-progress">syncing {}</span>', progress)
+
+    @admin.display(description="last sync", ordering="last_session__finished_at")
+    def last_sync(self, obj):
+        return relative(getattr(obj, "_last_sync", None))
+
+    @admin.display(description="last success", ordering="last_success_at")
+    def last_success(self, obj):
+        return relative(obj.last_success_at)
+
+    @admin.display(description="open issues", ordering="_open_issues")
+    def open_issues(self, obj):
+        count = getattr(obj, "_open_issues", 0)
+        if not count:
+            return 0
+        url = reverse("admin:issues_syncissue_changelist") + f"?integration__id__exact={obj.pk}&state__exact=open"
+        return format_html('<a href="{}">{}</a>', url, count)
+
+    # -- the page ------------------------------------------------------------
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/action/<str:name>/",
+                self.admin_site.admin_view(self.action_view),
+                name="integrations_integration_action",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        integration = self.get_object(request, unquote(object_id))
+        extra = dict(extra_context or {})
+        if integration is not None:
+            extra.update(self.panel_context(request, integration))
+        return super().change_view(request, object_id, form_url, extra_context=extra)
+
+    def panel_context(self, request, integration, now=None):
+        now = now or timezone.now()
+        integration = (
+            Integration.objects.select_related("tenant", "quality_assurance_owner", "last_session__error_code")
+            .get(pk=integration.pk)
+        )
+        recent = list(
+            integration.sessions.select_related("error_code").order_by("-queued_at")[:30]
+        )
+        open_session = next((s for s in recent if s.is_open), None)
+        last_session = integration.last_session
+        unmapped, total_accounts, mappings = panels.unmapped_counts(integration)
+        issues = list(
+            integration.issues.filter(state=SyncIssue.State.OPEN)
+            .select_related("error_code", "record")
+            .defer("details")
+            .order_by("-last_seen_at")[:21]
+        )
+        events = list(integration.events.select_related("actor", "session").order_by("-created_at", "-id")[:30])
+        links = list(ReauthLink.objects.filter(integration=integration).select_related("created_by")[:5])
+        buttons = [
+            spec
+            for spec in staff_actions.ACTIONS.values()
+            if spec.available(integration) and request.user.has_perm(f"integrations.{spec.permission}")
+        ]
+        return {
+            "sc": {
+                "integration": integration,
+                "now": now,
+                "last_session": last_session,
+                "open_session": open_session,
+                "why": panels.why_status(
+                    integration,
+                    now=now,
+                    last_session=last_session,
+                    open_session=open_session,
+                    unmapped_accounts=unmapped,
+                    total_accounts=total_accounts,
+                ),
+                "checks": panels.checks(
+                    integration,
+                    now=now,
+                    recent_sessions=recent,
+                    connector_failures=panels.connector_failures_last_hour(integration, now),
+                    unmapped_accounts=unmapped,
+                    total_accounts=total_accounts,
+                ),
+                "history": panels.history_svg(recent),
+                "issues": issues[:20],
+                "more_issues": len(issues) > 20,
+                "issues_url": reverse("admin:issues_syncissue_changelist")
+                + f"?integration__id__exact={integration.pk}&state__exact=open",
+                "events": events,
+                "mappings": mappings,
+                "links": [(link, link_state(link, now)) for link in links],
+                "buttons": buttons,
+                "status_badge": status_badge(integration.status),
+            }
+        }
+
+    # -- actions ---------------------------------------------------------------
+
+    def action_view(self, request, object_id, name):
+        spec = staff_actions.ACTIONS.get(name)
+        if spec is None:
+            raise Http404(f"No action named {name!r}.")
+        integration = self.get_object(request, unquote(object_id))
+        if integration is None:
+            raise Http404("No such integration.")
+        if not self.has_view_permission(request, integration) or not request.user.has_perm(
+            f"integrations.{spec.permission}"
+        ):
+            raise PermissionDenied
+        change_url = reverse("admin:integrations_integration_change", args=[integration.pk])
+        form = staff_actions.make_form(spec, integration, request.POST if request.method == "POST" else None)
+        if request.method != "POST" or (form is not None and not form.is_valid()):
+            return self.render_action_form(
+                request, spec, [integration], form, status=400 if request.method == "POST" else 200
+            )
+        try:
+            result = staff_actions.perform(spec, integration, request.user, form.cleaned_data if form else {})
+        except staff_actions.REFUSALS as exc:
+            messages.error(request, f"{spec.label} refused: {staff_actions.refusal_text(exc)} Nothing was changed.")
+            return HttpResponseRedirect(change_url)
+        if spec.name == "send_reauth_link":
+            self.log_change(request, integration, f"Sent a re-authentication link to {result.link.recipient}.")
+            return TemplateResponse(
+                request,
+                "admin/integrations/integration/reauth_link_sent.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "Re-authentication link sent",
+                    "integration": integration,
+                    "new": result,
+                    "opts": self.model._meta,
+                    "change_url": change_url,
+                },
+            )
+        self.log_change(request, integration, f"{spec.label}: {result}")
+        messages.success(request, result)
+        return HttpResponseRedirect(change_url)
+
+    def render_action_form(self, request, spec, integrations, form, *, bulk=False, status=200):
+        return TemplateResponse(
+            request,
+            "admin/integrations/integration/action_form.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"{spec.label}: {'%d integrations' % len(integrations) if bulk else integrations[0]}",
+                "spec": spec,
+                "integrations": integrations,
+                "form": form,
+                "bulk": bulk,
+                "opts": self.model._meta,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            },
+            status=status,
+        )
+
+    def run_bulk_action(self, request, queryset, spec):
+        integrations = list(queryset.select_related("tenant"))
+        form = staff_actions.make_form(spec, integrations[0], request.POST if "apply" in request.POST else None)
+        if "apply" not in request.POST or (form is not None and not form.is_valid()):
+            needs_page = form is not None or spec.destructive
+            if needs_page:
+                return self.render_action_form(request, spec, integrations, form, bulk=True)
+        data = form.cleaned_data if form is not None else {}
+        done, refused = [], []
+        for integration in integrations:
+            try:
+                message = staff_actions.perform(spec, integration, request.user, data)
+            except staff_actions.REFUSALS as exc:
+                refused.append(f"{integration}: {staff_actions.refusal_text(exc)}")
+                continue
+            self.log_change(request, integration, f"{spec.label} (bulk): {message}")
+            done.append(integration)
+        if done:
+            self.message_user(request, f"{spec.label}: done for {len(done)} integration(s).", messages.SUCCESS)
+        if refused:
+            self.message_user(
+                request, f"{spec.label} refused for {len(refused)}: " + "; ".join(refused[:10]), messages.ERROR
+            )
+        return None
+
+
+for _codename in {spec.permission for spec in staff_actions.ACTIONS.values()}:
+    setattr(
+        IntegrationAdmin,
+        f"has_{_codename}_permission",
+        lambda self, request, _codename=_codename: request.user.has_perm(f"integrations.{_codename}"),
+    )

@@ -1,0 +1,258 @@
+"""What the integration page shows above the form: why this status, checks, history.
+
+Each function takes what it needs and returns plain data for the template;
+the queries are bounded (a fixed number per page, whatever the data size).
+"""
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
+
+from integrations import status as machine
+from integrations.admin.common import SESSION_COLOURS, duration_words, relative
+from integrations.connectors.base import get_connector_class
+from integrations.models import Integration, SyncSession
+from integrations.services import facts_of
+
+S = Integration.Status
+SHARED_MAILBOX_PREFIXES = ("admin@", "billing@", "info@", "support@", "office@", "accounts@")
+
+
+@dataclass
+class WhyStatus:
+    rule: str
+    evidence: list = field(default_factory=list)
+    next_steps: list = field(default_factory=list)
+
+
+def _next_sync_line(integration, now):
+    if integration.paused:
+        return f"Scheduled syncs are paused: {integration.paused_reason or 'by staff'}."
+    if integration.next_sync_at:
+        backed_off = " (backed off while failing)" if integration.consecutive_unsuccessful else ""
+        if integration.next_sync_at <= now:
+            return f"Next scheduled sync: due now{backed_off}."
+        return f"Next scheduled sync in {duration_words(integration.next_sync_at - now)}{backed_off}."
+    return "No scheduled sync is due yet."
+
+
+def _alert_line(integration):
+    threshold = settings.ALERT_AFTER_UNSUCCESSFUL
+    remaining = threshold - integration.consecutive_unsuccessful
+    if remaining > 0:
+        return f"{remaining} more unsuccessful sync{'s' if remaining != 1 else ''} until the repeated-failure alert."
+    return f"The repeated-failure alert threshold ({threshold} in a row) has been reached."
+
+
+def why_status(integration, *, now, last_session=None, open_session=None, unmapped_accounts=0, total_accounts=0):
+    """The rule that put the integration in its status, the evidence, and what happens next."""
+    status = integration.status
+    facts = facts_of(integration)
+    streak = integration.consecutive_unsuccessful
+    since = integration.unsuccessful_since
+    why = WhyStatus(rule=integration.status_reason or "")
+    if last_session is not None:
+        why.evidence.append(
+            f"Last session {last_session.pk}: {last_session.get_state_display()}"
+            + (f" ({last_session.error_code_id})" if last_session.error_code_id else "")
+            + (f", finished {relative(last_session.finished_at, now)}" if last_session.finished_at else "")
+            + "."
+        )
+    if open_session is not None:
+        why.evidence.append(f"Session {open_session.pk} is {open_session.state} now.")
+    if integration.paused:
+        why.evidence.append(f"Syncs are paused: {integration.paused_reason or 'by staff'}.")
+
+    if status == S.DELETED:
+        purge_at = integration.deleted_at + settings.DELETED_RETENTION
+        why.rule = "Deleted by staff; deleted outranks every other status."
+        why.evidence.append(f"Deleted {relative(integration.deleted_at, now)}.")
+        why.next_steps.append(
+            f"Purged with its sessions, records and issues in {duration_words(purge_at - now)} unless restored."
+        )
+    elif status == S.INACTIVE:
+        why.rule = "Switched off; no syncs run."
+        why.evidence.append(f"Deactivated {relative(integration.deactivated_at, now)}.")
+        why.next_steps.append("Nothing runs until someone reactivates it.")
+    elif status == S.CREDENTIALS_INVALID:
+        if integration.credentials_revoked_at:
+            why.rule = "Credentials were revoked by staff."
+        else:
+            why.rule = (
+                f"Every sync for {duration_words(settings.CREDENTIALS_INVALID_AFTER)} failed on authentication "
+                "with no other outcome in between."
+            )
+            why.evidence.append(f"Authentication failing since {relative(integration.auth_failing_since, now)}; {streak} unsuccessful in a row.")
+        why.next_steps.append("Syncs are paused until new credentials are saved: send a re-authentication link.")
+    elif status == S.QUALITY_ASSURANCE:
+        why.rule = "Under quality assurance: the first sync had problems, or staff moved it here."
+        if integration.quality_assurance_reason:
+            why.evidence.append(f"Reason: {integration.quality_assurance_reason}")
+        owner = integration.quality_assurance_owner
+        why.evidence.append(
+            f"Since {relative(integration.quality_assurance_since, now)}; owner {owner or 'nobody yet'}"
+            + (f"; due {integration.quality_assurance_due:%Y-%m-%d}" if integration.quality_assurance_due else "")
+            + "."
+        )
+        why.next_steps.append("Scheduled syncs are paused; staff may run it. Release it to resume (a sync is queued).")
+    elif status == S.SETUP:
+        if not integration.mapping_complete:
+            why.rule = "Account mapping is incomplete: every sync is refused with MAPPING_INCOMPLETE."
+            why.evidence.append(f"{unmapped_accounts} of {total_accounts} vendor account(s) are not mapped or ignored.")
+            why.next_steps.append("The first sync is queued as soon as the mapping is complete.")
+        else:
+            why.rule = "Waiting for the first sync to finish."
+            why.next_steps.append(
+                "Its outcome decides: clean -> active, item issues or a non-auth failure -> quality assurance, "
+                "an auth failure -> authentication failing."
+            )
+    elif status == S.AUTH_FAILING:
+        why.rule = "The last sync failed on authentication."
+        if integration.auth_failing_since:
+            why.evidence.append(f"Authentication failing since {relative(integration.auth_failing_since, now)}.")
+            left = machine.countdown_to_credentials_invalid(facts, settings.CREDENTIALS_INVALID_AFTER, now)
+            why.next_steps.append(f"{duration_words(left)} until credentials_invalid if auth keeps failing.")
+        else:
+            why.evidence.append("New credentials were saved since; the next sync checks them.")
+        why.next_steps.append(_alert_line(integration))
+        why.next_steps.append(_next_sync_line(integration, now))
+    elif status in (S.FAILING, S.UNKNOWN):
+        why.rule = (
+            "The last sync did not complete."
+            if status == S.FAILING
+            else "The engine could not confirm a clean success or a clean failure."
+        )
+        why.evidence.append(f"{streak} unsuccessful in a row" + (f", since {relative(since, now)}." if since else "."))
+        why.next_steps.append(_alert_line(integration))
+        why.next_steps.append(_next_sync_line(integration, now))
+    elif status == S.WARNINGS:
+        why.rule = "The last sync succeeded, but some items have issues."
+        why.next_steps.append("Issues resolve themselves when their items sync cleanly.")
+        why.next_steps.append(_next_sync_line(integration, now))
+    else:
+        why.rule = "The last sync succeeded cleanly."
+        why.next_steps.append(_next_sync_line(integration, now))
+    return why
+
+
+@dataclass
+class Check:
+    level: str  # ok, warn, bad, info
+    text: str
+
+
+def checks(integration, *, now, recent_sessions, connector_failures, unmapped_accounts, total_accounts):
+    """The support playbook, computed."""
+    found = []
+    try:
+        connector_class = get_connector_class(integration.connector)
+    except KeyError:
+        return [Check("bad", f"Connector '{integration.connector}' is not installed.")]
+    lifetime = connector_class.token_lifetime
+    if not integration.has_credentials:
+        found.append(Check("bad", "No credentials are stored."))
+    elif integration.credentials_set_at:
+        age = now - integration.credentials_set_at
+        if lifetime:
+            left = integration.credentials_set_at + lifetime - now
+            level = "bad" if left <= timedelta(0) else "warn" if left <= timedelta(days=7) else "ok"
+            found.append(
+                Check(
+                    level,
+                    f"Credentials are {duration_words(age, 1)} old; {connector_class.label} forces re-authentication "
+                    f"every {lifetime.days} days"
+                    + (f": {duration_words(left, 1)} left." if left > timedelta(0) else ": past due."),
+                )
+            )
+        else:
+            found.append(Check("info", f"Credentials are {duration_words(age, 1)} old."))
+        values = [str(v).lower() for v in integration.get_credentials().values()]
+        if any(v.startswith(SHARED_MAILBOX_PREFIXES) for v in values):
+            found.append(
+                Check("warn", "The credentials belong to a shared mailbox (admin@, billing@, info@...): someone else may reset its password.")
+            )
+    if total_accounts:
+        found.append(
+            Check(
+                "ok" if not unmapped_accounts else "bad",
+                f"Mapping: {total_accounts - unmapped_accounts} of {total_accounts} vendor account(s) mapped or ignored.",
+            )
+        )
+    else:
+        found.append(Check("info", "No vendor accounts discovered yet."))
+    if connector_failures:
+        found.append(
+            Check(
+                "warn",
+                f"{connector_failures} other {connector_class.label} integration(s) failed in the last hour: "
+                "a vendor-side problem?",
+            )
+        )
+    else:
+        found.append(Check("ok", f"No other {connector_class.label} integration failed in the last hour."))
+    waits = sum(s.rate_limited_waits for s in recent_sessions)
+    if waits:
+        found.append(Check("warn", f"Rate limiting seen: {waits} wait(s) in the last {len(recent_sessions)} sessions."))
+    queued = [s.started_at - s.queued_at for s in recent_sessions if s.started_at]
+    if queued:
+        worst = max(queued)
+        level = "warn" if worst > timedelta(minutes=5) else "ok"
+        found.append(Check(level, f"Longest time queued in recent sessions: {duration_words(worst) if worst >= timedelta(minutes=1) else f'{worst.total_seconds():.1f} s'}."))
+    return found
+
+
+def connector_failures_last_hour(integration, now):
+    return (
+        SyncSession.objects.filter(
+            integration__connector=integration.connector,
+            state__in=(SyncSession.State.FAILED, SyncSession.State.UNKNOWN),
+            finished_at__gte=now - timedelta(hours=1),
+        )
+        .exclude(integration=integration)
+        .values("integration")
+        .distinct()
+        .count()
+    )
+
+
+def history_svg(sessions, width=600, height=120):
+    """The last sessions, oldest left: bar height = duration, a dot = items seen; colour = outcome."""
+    sessions = [s for s in reversed(sessions) if s.finished_at]
+    if not sessions:
+        return mark_safe('<p class="muted">No finished sessions yet.</p>')
+    slot = min(width / max(len(sessions), 1), 20)
+    longest = max((s.duration or timedelta(0)).total_seconds() for s in sessions) or 1
+    most_items = max(s.items_seen for s in sessions) or 1
+    parts = [
+        f'<svg class="sc-history" width="100%" height="{height + 20}" viewBox="0 0 {width} {height + 20}" '
+        f'role="img" aria-label="Sync history: last {len(sessions)} sessions">'
+    ]
+    for i, s in enumerate(sessions):
+        seconds = (s.duration or timedelta(0)).total_seconds()
+        bar = max(2, seconds / longest * (height - 10))
+        x = i * slot + 2
+        colour = SESSION_COLOURS.get(s.state, "#6b7280")
+        title = escape(
+            f"Session {s.pk}: {s.get_state_display()}{' ' + s.error_code_id if s.error_code_id else ''}, "
+            f"{seconds:.1f} s, {s.items_seen} items, {s.finished_at:%Y-%m-%d %H:%M}"
+        )
+        parts.append(
+            f'<rect x="{x:.1f}" y="{height - bar:.1f}" width="{max(slot - 4, 2):.1f}" height="{bar:.1f}" '
+            f'fill="{colour}"><title>{title}</title></rect>'
+        )
+        dot_y = height - s.items_seen / most_items * (height - 10)
+        parts.append(f'<circle cx="{x + max(slot - 4, 2) / 2:.1f}" cy="{dot_y:.1f}" r="2.5" fill="#111827"><title>{title}</title></circle>')
+    parts.append(
+        f'<text x="0" y="{height + 15}" font-size="11" fill="#6b7280">bars: duration (longest {longest:.1f} s) · '
+        f"dots: items (most {most_items}) · oldest left</text></svg>"
+    )
+    return mark_safe("".join(parts))
+
+
+def unmapped_counts(integration):
+    mappings = list(integration.account_mappings.all())
+    unmapped = sum(1 for m in mappings if not m.is_mapped)
+    return unmapped, len(mappings), mappings

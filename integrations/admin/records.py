@@ -1,0 +1,112 @@
+"""Admins for what the engine writes: sessions, records, events, links, mappings, keys."""
+
+import json
+
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from integrations.admin.common import CappedCountPaginator, ReadOnlyAdmin, session_badge
+from integrations.models import AccountMapping, ApiKey, IntegrationEvent, ReauthLink, SyncedRecord, SyncSession
+from integrations.reauth import link_state
+
+
+@admin.register(SyncSession)
+class SyncSessionAdmin(ReadOnlyAdmin):
+    list_display = ("id", "integration", "kind", "trigger", "state_badge", "error_code", "queued_at", "finished_at", "items_seen")
+    list_filter = ("state", "error_code", "trigger", "kind")
+    list_select_related = ("integration", "integration__tenant", "error_code")
+    search_fields = ("=id", "integration__name", "integration__tenant__name")
+    paginator = CappedCountPaginator
+    raw_id_fields = ("integration", "requested_by")
+    fieldsets = (
+        (None, {"fields": ("integration", "kind", "trigger", "requested_by", "state", "error_code", "error_message")}),
+        ("Times", {"fields": ("queued_at", "started_at", "finished_at", "heartbeat_at", "lease_expires_at", "worker", "task_id")}),
+        (
+            "Counters",
+            {"fields": (*SyncSession.COUNTERS, "items_total")},
+        ),
+        ("Issues and log", {"fields": ("issues_link", "log_table")}),
+    )
+    readonly_fields = ("issues_link", "log_table")
+
+    @admin.display(description="state", ordering="state")
+    def state_badge(self, obj):
+        return session_badge(obj.state)
+
+    @admin.display(description="issues")
+    def issues_link(self, obj):
+        url = reverse("admin:issues_syncissue_changelist") + f"?last_session__id__exact={obj.pk}"
+        return format_html('<a href="{}">Issues last seen in this session</a>', url)
+
+    @admin.display(description="log")
+    def log_table(self, obj):
+        rows = obj.log or []
+        if not rows:
+            return "Empty."
+        return format_html(
+            '<table><thead><tr><th>at</th><th>level</th><th>message</th></tr></thead><tbody>{}</tbody></table>',
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}{}</td></tr>",
+                (
+                    (
+                        r.get("at", ""),
+                        r.get("level", ""),
+                        r.get("message", ""),
+                        f" {json.dumps(r['data'])}" if r.get("data") else "",
+                    )
+                    for r in rows
+                ),
+            ),
+        )
+
+
+@admin.register(SyncedRecord)
+class SyncedRecordAdmin(ReadOnlyAdmin):
+    list_display = ("external_id", "item_type", "integration", "deleted", "last_synced_at")
+    list_filter = ("item_type", "deleted")
+    list_select_related = ("integration", "integration__tenant")
+    search_fields = ("^external_id",)
+    paginator = CappedCountPaginator
+    raw_id_fields = ("integration",)
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        return qs if request.resolver_match.url_name.endswith("_change") else qs.defer("data")
+
+
+@admin.register(IntegrationEvent)
+class IntegrationEventAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "integration", "kind", "from_status", "to_status", "actor_label", "note")
+    list_filter = ("kind",)
+    list_select_related = ("integration", "integration__tenant", "actor")
+    search_fields = ("integration__name",)
+    paginator = CappedCountPaginator
+    raw_id_fields = ("integration", "session", "actor")
+
+
+@admin.register(ReauthLink)
+class ReauthLinkAdmin(ReadOnlyAdmin):
+    list_display = ("integration", "recipient", "state", "created_at", "expires_at", "opened_at", "used_at")
+    list_select_related = ("integration", "integration__tenant")
+    exclude = ("token_hash",)
+
+    @admin.display(description="state")
+    def state(self, obj):
+        return link_state(obj)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(ReadOnlyAdmin):
+    list_display = ("name", "tenant", "key_prefix", "created_at", "last_used_at", "revoked_at")
+    list_select_related = ("tenant",)
+    exclude = ("key_hash",)
+
+
+@admin.register(AccountMapping)
+class AccountMappingAdmin(admin.ModelAdmin):
+    list_display = ("vendor_account_id", "vendor_account_name", "integration", "tenant_account", "ignored")
+    list_select_related = ("integration", "integration__tenant")
+    search_fields = ("^vendor_account_id", "vendor_account_name")
+    raw_id_fields = ("integration",)
