@@ -13,6 +13,8 @@ from django.db.models import F, Q
 
 from issues.models import ErrorCode, SyncIssue
 
+DUPLICATE = "ITEM_DUPLICATE"
+
 ITEM_SOURCES = {
     ErrorCode.Category.MAPPING: SyncIssue.Source.MAPPING,
     ErrorCode.Category.DATA: SyncIssue.Source.VENDOR,
@@ -130,7 +132,21 @@ class IssueRecorder:
                 integration=self.integration,
                 item_type=self.item_type,
                 state=SyncIssue.State.OPEN,
-            ).update(state=SyncIssue.State.RESOLVED, resolved_at=now, resolution_note="The item synced cleanly.")
+            )
+            # A clean first copy says nothing of a second copy on a later
+            # page: duplicates are settled when the full sync completes.
+            .exclude(error_code=DUPLICATE)
+            .update(state=SyncIssue.State.RESOLVED, resolved_at=now, resolution_note="The item synced cleanly.")
+        )
+
+    def resolve_unseen_duplicates(self, now):
+        """After a complete full sync: duplicates this session did not meet again are gone."""
+        self.resolved += (
+            SyncIssue.objects.filter(
+                integration=self.integration, item_type=self.item_type, state=SyncIssue.State.OPEN, error_code=DUPLICATE
+            )
+            .exclude(last_session=self.session)
+            .update(state=SyncIssue.State.RESOLVED, resolved_at=now, resolution_note="The vendor no longer sends it twice.")
         )
 
 
@@ -168,3 +184,7 @@ def resolve_session_issues(integration, now):
     return SyncIssue.objects.filter(
         integration=integration, item_type="", external_id="", state=SyncIssue.State.OPEN
     ).update(state=SyncIssue.State.RESOLVED, resolved_at=now, resolution_note="A later sync completed.")
+
+
+def has_open_item_issues(integration):
+    return SyncIssue.objects.filter(integration=integration, state=SyncIssue.State.OPEN).exclude(external_id="").exists()

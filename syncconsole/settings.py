@@ -96,6 +96,7 @@ DATABASES = {
 }
 _db = DATABASES["default"]
 if _db["ENGINE"] == "django.db.backends.sqlite3":
+    _db["ENGINE"] = "dbbackends.sqlite3"
     # WAL lets readers run beside the one writer; IMMEDIATE takes the write
     # lock at BEGIN so two writers queue on the busy timeout instead of one
     # failing with "database is locked" half-way (the ORM broker polls hard).

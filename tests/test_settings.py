@@ -59,7 +59,7 @@ def test_orm_broker_and_sqlite_tuning_by_default():
     assert dump["q"]["orm"] == "default" and "redis" not in dump["q"]
     assert dump["q"]["retry"] > dump["q"]["timeout"]
     assert dump["q"]["catch_up"] is False
-    assert dump["db"] == "django.db.backends.sqlite3"
+    assert dump["db"] == "dbbackends.sqlite3"
     assert dump["opts"]["transaction_mode"] == "IMMEDIATE"
     assert "journal_mode=WAL" in dump["opts"]["init_command"]
     assert "busy_timeout" in dump["opts"]["init_command"]

@@ -18,7 +18,7 @@ from integrations.models import Integration, SyncSession
 from integrations.services import apply_transition, facts_of
 from integrations.sync.records import mark_unseen_deleted
 from issues.models import ErrorCode
-from issues.recording import record_session_failure, resolve_session_issues
+from issues.recording import has_open_item_issues, record_session_failure, resolve_session_issues
 
 
 class SessionLog:
@@ -108,7 +108,12 @@ def finish_session(
             record_session_failure(integration, session, code, message or code, now)
 
         auth_error = bool(code) and ErrorCode.objects.filter(pk=code, category=ErrorCode.Category.AUTH).exists()
-        outcome = machine.Outcome(state, now, code, auth_error=auth_error)
+        outcome_state = state
+        if state == SyncSession.State.SUCCEEDED and has_open_item_issues(integration):
+            # A quick sync that met none of the bad items has not fixed them:
+            # the integration still has warnings.
+            outcome_state = SyncSession.State.WARNINGS
+        outcome = machine.Outcome(outcome_state, now, code, auth_error=auth_error)
         transition = machine.on_session_finished(
             facts_of(integration), integration.status, outcome, settings.CREDENTIALS_INVALID_AFTER
         )

@@ -125,6 +125,9 @@ class SessionRun:
 
     def finish(self, state, code, message, http, *, cursor=None, full=False):
         self._take_http_counters(http)
+        recorder = getattr(self, "recorder", None)
+        if full and recorder is not None and state in (SyncSession.State.SUCCEEDED, SyncSession.State.WARNINGS):
+            recorder.resolve_unseen_duplicates(timezone.now())
         return finish_session(
             self.session.pk,
             state=state,
@@ -148,7 +151,7 @@ class SessionRun:
         now = timezone.now()
         item_type = self.connector.item_type
         to_store, problems = [], []
-        ignored = 0
+        ignored_ids = []
         for item in page.items:
             if item.account_id:
                 mapping = self.mappings.get(item.account_id)
@@ -165,7 +168,7 @@ class SessionRun:
                     )
                     continue
                 if mapping.ignored:
-                    ignored += 1
+                    ignored_ids.append(item.external_id)
                     continue
             to_store.append(item)
 
@@ -203,7 +206,9 @@ class SessionRun:
                             record_ids.get(item.external_id),
                         )
                     )
-            clean_ids = [
+            # Items of ignored accounts are not stored, but their old issues
+            # (ITEM_UNMAPPED) are settled: someone decided about them.
+            clean_ids = ignored_ids + [
                 item.external_id
                 for item in to_store
                 if not item.problems and item.external_id not in duplicate_ids
@@ -218,7 +223,7 @@ class SessionRun:
             c["items_seen"] += len(page.items)
             c["items_created"] += result.created
             c["items_updated"] += result.updated
-            c["items_unchanged"] += result.unchanged + ignored
+            c["items_unchanged"] += result.unchanged
             c["items_failed"] += unmapped
             c["items_warnings"] += warned
             if page.total is not None:

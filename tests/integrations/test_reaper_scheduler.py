@@ -1,0 +1,301 @@
+"""The reaper (abandoned sessions end as unknown) and the scheduler (due integrations get one queued session)."""
+
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from integrations.connectors.simulator import SimulatorConnector
+from integrations.models import Integration, IntegrationEvent, SyncedRecord, SyncSession
+from integrations.sync import scheduler
+from integrations.sync.finishing import finish_session
+from integrations.sync.reaper import reap
+from integrations.sync.runner import LeaseLost, SessionRun, claim, run_session
+from integrations.sync.starting import start_sync
+from issues.models import SyncIssue
+from tests.factories import IntegrationFactory, SyncSessionFactory, TenantFactory
+
+S = Integration.Status
+State = SyncSession.State
+
+
+def active_integration(**kwargs):
+    earlier = timezone.now() - timedelta(days=1)
+    return IntegrationFactory(
+        status=S.ACTIVE,
+        first_sync_finished_at=earlier,
+        last_outcome=Integration.Outcome.SUCCEEDED,
+        last_outcome_at=earlier,
+        last_success_at=earlier,
+        **kwargs,
+    )
+
+
+def running_session(integration, *, lease_expires_at, **kwargs):
+    started = lease_expires_at - timedelta(seconds=settings.SYNC_LEASE_SECONDS)
+    return SyncSessionFactory(
+        integration=integration,
+        state=State.RUNNING,
+        queued_at=started,
+        started_at=started,
+        heartbeat_at=started,
+        lease_expires_at=lease_expires_at,
+        worker="worker-1:123",
+        **kwargs,
+    )
+
+
+# -- the reaper ------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_running_session_whose_lease_ran_out_ends_unknown(error_catalog):
+    now = timezone.now()
+    integration = active_integration()
+    lost = running_session(integration, lease_expires_at=now - timedelta(seconds=1), items_seen=300, pages=3)
+    alive = running_session(active_integration(), lease_expires_at=now + timedelta(seconds=30))
+
+    assert reap(now=now) == [lost.pk]
+
+    lost.refresh_from_db()
+    assert lost.state == State.UNKNOWN
+    assert lost.error_code_id == "SYNC_LEASE_LOST"
+    assert "lease expired" in lost.error_message
+    assert lost.finished_at == now
+    assert lost.lease_expires_at is None
+    assert (lost.items_seen, lost.pages) == (300, 3)  # what the worker reported is kept
+    assert "Lease expired" in lost.log[-2]["message"]
+    integration.refresh_from_db()
+    assert integration.status == S.UNKNOWN
+    assert integration.last_session_id == lost.pk
+    assert integration.last_error_code == "SYNC_LEASE_LOST"
+    assert integration.consecutive_unsuccessful == 1
+    assert integration.next_sync_at > now
+    event = IntegrationEvent.objects.get(integration=integration, kind=IntegrationEvent.Kind.STATUS_CHANGED)
+    assert (event.from_status, event.to_status, event.session_id) == (S.ACTIVE, S.UNKNOWN, lost.pk)
+    issue = SyncIssue.objects.get(integration=integration)
+    assert (issue.error_code_id, issue.state, issue.external_id) == ("SYNC_LEASE_LOST", "open", "")
+
+    alive.refresh_from_db()
+    assert alive.state == State.RUNNING
+    assert alive.finished_at is None
+    assert alive.integration.status == S.ACTIVE
+
+    # Ended once: a second pass finds nothing, and the integration can sync again.
+    assert reap(now=now) == []
+    assert start_sync(integration, enqueue=False).state == State.QUEUED
+
+
+@pytest.mark.django_db
+def test_queued_session_nobody_picked_up_ends_unknown(error_catalog):
+    now = timezone.now()
+    timeout = timedelta(seconds=settings.SYNC_QUEUED_TIMEOUT_SECONDS)
+    integration = active_integration()
+    stale = SyncSessionFactory(integration=integration, queued_at=now - timeout - timedelta(seconds=1))
+    recent = SyncSessionFactory(
+        integration=active_integration(), queued_at=now - timeout + timedelta(minutes=1)
+    )
+
+    assert reap(now=now) == [stale.pk]
+
+    stale.refresh_from_db()
+    assert stale.state == State.UNKNOWN
+    assert stale.error_code_id == "SYNC_NOT_STARTED"
+    assert stale.started_at is None
+    assert stale.finished_at == now
+    integration.refresh_from_db()
+    assert integration.status == S.UNKNOWN
+    assert integration.last_error_code == "SYNC_NOT_STARTED"
+    recent.refresh_from_db()
+    assert recent.state == State.QUEUED
+    assert recent.finished_at is None
+
+
+@pytest.mark.django_db
+def test_a_reaped_session_is_not_the_runners_any_more(error_catalog):
+    integration = active_integration(credentials={"api_key": "good-key"})
+    session = SyncSessionFactory(integration=integration)
+    now = timezone.now()
+    assert claim(session.pk, "worker-1:123", now) == 1
+    run = SessionRun(SyncSession.objects.select_related("integration").get(pk=session.pk), "worker-1:123")
+
+    later = now + timedelta(seconds=settings.SYNC_LEASE_SECONDS + 1)
+    assert reap(now=later) == [session.pk]
+
+    with pytest.raises(LeaseLost):
+        run.heartbeat(now)
+    # Finishing it as the runner would is refused, and it cannot be claimed again.
+    assert finish_session(session.pk, state=State.SUCCEEDED, worker="worker-1:123") is None
+    assert claim(session.pk, "worker-2:456", now) == 0
+    session.refresh_from_db()
+    assert (session.state, session.error_code_id) == (State.UNKNOWN, "SYNC_LEASE_LOST")
+    assert session.finished_at == later
+
+
+@pytest.mark.django_db
+def test_runner_reaped_between_pages_stops_without_finishing_again(make_integration, monkeypatch):
+    integration = make_integration("big-3000", page_size=500)
+    session = start_sync(integration, kind=SyncSession.Kind.FULL, enqueue=False)
+    reaped_at = timezone.now() + timedelta(hours=1)
+    reaped = []
+    read_pages = SimulatorConnector.iter_pages
+
+    def stalling_iter_pages(self, *, full, cursor):
+        pages = read_pages(self, full=full, cursor=cursor)
+        yield next(pages)
+        # Page 1 is written and its lease extended; the worker now stalls until the reaper gives up on it.
+        reaped.extend(reap(now=reaped_at))
+        yield from pages
+
+    monkeypatch.setattr(SimulatorConnector, "iter_pages", stalling_iter_pages)
+
+    assert run_session(session.pk) is None
+
+    assert reaped == [session.pk]
+    session.refresh_from_db()
+    assert session.state == State.UNKNOWN
+    assert session.error_code_id == "SYNC_LEASE_LOST"
+    assert session.finished_at == reaped_at
+    # Page 1 stays; page 2, written after the reaper ended the session, was rolled back.
+    assert (session.pages, session.items_seen, session.items_created) == (1, 500, 500)
+    assert SyncedRecord.objects.filter(integration=integration).count() == 500
+    integration.refresh_from_db()
+    assert integration.status == S.UNKNOWN
+    assert integration.last_session_id == session.pk
+    assert integration.sync_cursor == ""
+    assert list(
+        IntegrationEvent.objects.filter(
+            integration=integration, kind=IntegrationEvent.Kind.STATUS_CHANGED
+        ).values_list("from_status", "to_status")
+    ) == [(S.SETUP, S.UNKNOWN)]
+
+
+@pytest.mark.django_db
+def test_a_session_runs_once_however_often_its_task_is_delivered(make_integration):
+    integration = make_integration("healthy")
+    session = start_sync(integration, enqueue=False)
+
+    first = run_session(session.pk)
+    assert first.state == State.SUCCEEDED
+    assert run_session(session.pk) is None
+
+    session.refresh_from_db()
+    assert (session.state, session.items_created) == (State.SUCCEEDED, 120)
+    assert session.finished_at == first.finished_at
+    assert SyncedRecord.objects.filter(integration=integration).count() == 120
+
+
+# -- the scheduler ---------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_tick_queues_one_schedule_session_per_due_integration(
+    django_capture_on_commit_callbacks, monkeypatch
+):
+    now = timezone.now()
+    past = now - timedelta(minutes=5)
+    due = [
+        active_integration(next_sync_at=past),
+        IntegrationFactory(status=S.WARNINGS, next_sync_at=past),
+        IntegrationFactory(status=S.FAILING, next_sync_at=past - timedelta(hours=1)),
+        IntegrationFactory(status=S.UNKNOWN, next_sync_at=past),
+        IntegrationFactory(status=S.AUTH_FAILING, next_sync_at=now),
+    ]
+    syncing = active_integration(next_sync_at=past)
+    SyncSessionFactory(integration=syncing, state=State.RUNNING, queued_at=past)
+    skipped = [
+        active_integration(next_sync_at=past, paused=True),
+        IntegrationFactory(status=S.SETUP, next_sync_at=past),
+        IntegrationFactory(status=S.QUALITY_ASSURANCE, next_sync_at=past),
+        IntegrationFactory(status=S.INACTIVE, next_sync_at=past),
+        IntegrationFactory(status=S.DELETED, next_sync_at=past),
+        IntegrationFactory(status=S.CREDENTIALS_INVALID, next_sync_at=past),
+        IntegrationFactory(status=S.ACTIVE, next_sync_at=past, mapping_complete=False),
+        active_integration(next_sync_at=now + timedelta(minutes=1)),
+        active_integration(next_sync_at=None),
+    ]
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        ids = scheduler.tick(now=now)
+
+    sessions = SyncSession.objects.filter(pk__in=ids)
+    assert sorted(sessions.values_list("integration_id", flat=True)) == sorted(i.pk for i in due)
+    for integration in due:
+        session = SyncSession.objects.get(integration=integration)
+        assert (session.state, session.kind, session.trigger) == (State.QUEUED, "quick", "schedule")
+        assert session.queued_at == now
+        integration.refresh_from_db()
+        assert integration.next_sync_at is None
+    for integration in skipped:
+        assert not integration.sessions.exists()
+        before = integration.next_sync_at
+        integration.refresh_from_db()
+        assert integration.next_sync_at == before
+    assert syncing.sessions.count() == 1
+
+    # The tasks go to the broker once the sessions are committed: one callback, every session, not urgent.
+    assert len(callbacks) == 1
+    enqueued = []
+    monkeypatch.setattr(scheduler, "enqueue_session", lambda pk, urgent=False: enqueued.append((pk, urgent)))
+    callbacks[0]()
+    assert sorted(enqueued) == sorted((pk, False) for pk in ids)
+
+    # Nothing is due twice.
+    with django_capture_on_commit_callbacks():
+        assert scheduler.tick(now=now + timedelta(seconds=1)) == []
+
+
+@pytest.mark.django_db
+def test_tick_costs_the_same_queries_for_5_and_200_due_integrations(django_capture_on_commit_callbacks):
+    tenant = TenantFactory()
+    now = timezone.now()
+
+    def tick_queries(count, at):
+        IntegrationFactory.create_batch(
+            count, tenant=tenant, status=S.ACTIVE, next_sync_at=at - timedelta(minutes=1)
+        )
+        # The commit callback is captured, not run: with the inline broker of the tests it would run
+        # every session right here. The broker's own tables (django_q_*) are left out of the count:
+        # the ORM broker writes one row per task, the Redis broker none.
+        with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks():
+            ids = scheduler.tick(now=at)
+        assert len(ids) == count
+        return [q["sql"] for q in queries.captured_queries if "django_q_" not in q["sql"]]
+
+    few = tick_queries(5, now)
+    many = tick_queries(200, now + timedelta(seconds=1))
+
+    assert len(many) == len(few), [sql[:70] for sql in many]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_scheduled_sessions_run_and_come_due_again(simulator_settings, error_catalog):
+    past = timezone.now() - timedelta(minutes=1)
+
+    def simulated(**kwargs):
+        return IntegrationFactory(
+            status=S.ACTIVE,
+            settings=simulator_settings("healthy"),
+            credentials={"api_key": "good-key"},
+            **kwargs,
+        )
+
+    due = [simulated(next_sync_at=past) for _ in range(3)]
+    paused = simulated(next_sync_at=past, paused=True)
+
+    ids = scheduler.tick()
+
+    assert len(ids) == 3
+    for integration in due:
+        session = integration.sessions.get()
+        assert session.trigger == SyncSession.Trigger.SCHEDULE
+        assert session.state == State.SUCCEEDED
+        assert session.items_created == 120
+        assert session.task_id
+        integration.refresh_from_db()
+        assert integration.status == S.ACTIVE
+        assert integration.next_sync_at >= session.finished_at + integration.sync_interval
+    assert not paused.sessions.exists()
