@@ -23,6 +23,7 @@ PRODUCTION = {
 def run(args, env_overrides, unset=()):
     env = {k: v for k, v in os.environ.items() if k not in unset and k not in PRODUCTION}
     env.pop("DATABASE_URL", None)
+    env.pop("REDIS_URL", None)
     env.update(env_overrides)
     env["DJANGO_SETTINGS_MODULE"] = "syncconsole.settings"
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
