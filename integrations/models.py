@@ -169,6 +169,9 @@ class Integration(models.Model):
     quality_assurance_reason = models.CharField(max_length=500, blank=True)
     quality_assurance_due = models.DateField(null=True, blank=True)
     deactivated_at = models.DateTimeField(null=True, blank=True)
+    deactivated_for_inactivity = models.BooleanField(
+        default=False, help_text="Switched off because its development tenant stopped using the API."
+    )
     deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     last_session = models.ForeignKey(

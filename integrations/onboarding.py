@@ -106,3 +106,44 @@ def record_accounts(integration, accounts):
         [AccountMapping(integration=integration, vendor_account_id=a.id, vendor_account_name=a.name) for a in accounts],
         ignore_conflicts=True,
     )
+
+
+def complete_mapping(integration, choices, *, actor=None):
+    """Apply a person's mapping ({mapping id: (tenant account, ignored)}); queue the first sync once complete.
+
+    Returns a sentence saying what happened.
+    """
+    with transaction.atomic():
+        mappings = {m.pk: m for m in AccountMapping.objects.select_for_update().filter(integration=integration)}
+        for pk, (target, ignored) in choices.items():
+            mapping = mappings.get(pk)
+            if mapping is None:
+                continue
+            mapping.tenant_account = "" if ignored else target[:200]
+            mapping.ignored = ignored
+            mapping.save(update_fields=["tenant_account", "ignored"])
+        complete = bool(mappings) and all(m.is_mapped for m in mappings.values())
+        integration.refresh_from_db()
+        if complete and not integration.mapping_complete:
+            perform_action(integration.pk, machine.Action.MAPPING_COMPLETED, actor=actor, note="Every vendor account mapped or ignored.")
+        elif not complete and integration.mapping_complete:
+            perform_action(integration.pk, machine.Action.MAPPING_INCOMPLETE, actor=actor, note="A vendor account is no longer mapped.")
+        else:
+            record_mapping_event(integration, actor)
+    integration.refresh_from_db()
+    if not complete:
+        unmapped = sum(1 for m in mappings.values() if not m.is_mapped)
+        return f"Mapping saved; {unmapped} vendor account(s) still need a target or to be ignored."
+    if integration.first_sync_finished_at is None and not integration.sessions.exists():
+        try:
+            start_sync(integration, kind=SyncSession.Kind.FULL, trigger=SyncSession.Trigger.CUSTOMER, requested_by=actor)
+        except SyncRefused as exc:
+            return f"Mapping complete, but the first sync could not start: {exc.message}"
+        return "Mapping complete: the first sync has started."
+    return "Mapping saved."
+
+
+def record_mapping_event(integration, actor):
+    from integrations.services import record_event
+
+    record_event(integration, IntegrationEvent.Kind.MAPPING_CHANGED, actor=actor, note="Account mapping edited.")

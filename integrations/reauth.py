@@ -137,30 +137,38 @@ def complete(token, credentials, now=None):
     link = find_link(token, now)
     integration = link.integration
     check_with_vendor(integration, credentials)
-    connector_class = get_connector_class(integration.connector)
     with transaction.atomic():
         # Used once, even by two submits at the same moment.
         if not ReauthLink.objects.filter(pk=link.pk, used_at=None, revoked_at=None).update(used_at=now):
             raise LinkUnusable("used", "This link was already used.", 410)
+        record_event(
+            integration, IntegrationEvent.Kind.LINK_USED, note=f"Link sent to {link.recipient} was used.", now=now
+        )
+        session = save_credentials(
+            integration, credentials, note="New credentials saved through a re-authentication link.", now=now
+        )
+    return link, session
+
+
+def save_credentials(integration, credentials, *, actor=None, note="", now=None):
+    """Store checked credentials, end the auth streak, and queue a full sync (after commit)."""
+    now = now or timezone.now()
+    connector_class = get_connector_class(integration.connector)
+    with transaction.atomic():
         integration.refresh_from_db()
         expire_at = now + connector_class.token_lifetime if connector_class.token_lifetime else None
         integration.set_credentials(credentials, set_at=now, expire_at=expire_at)
         integration.save(update_fields=["credentials_ciphertext", "credentials_set_at", "credentials_expire_at"])
-        record_event(
-            integration, IntegrationEvent.Kind.LINK_USED, note=f"Link sent to {link.recipient} was used.", now=now
-        )
-        perform_action(
-            integration.pk,
-            machine.Action.CREDENTIALS_UPDATED,
-            note="New credentials saved through a re-authentication link.",
-            now=now,
-        )
-    integration.refresh_from_db()
-    try:
-        session = start_sync(integration, kind=SyncSession.Kind.FULL, trigger=SyncSession.Trigger.REAUTH)
-    except SyncRefused as exc:
-        session = exc.session
-    return link, session
+        perform_action(integration.pk, machine.Action.CREDENTIALS_UPDATED, actor=actor, note=note, now=now)
+        integration.refresh_from_db()
+        # Revoked by staff or not, a link sent earlier is now pointless.
+        ReauthLink.objects.filter(integration=integration, used_at=None, revoked_at=None).update(revoked_at=now)
+        try:
+            return start_sync(
+                integration, kind=SyncSession.Kind.FULL, trigger=SyncSession.Trigger.REAUTH, requested_by=actor
+            )
+        except SyncRefused as exc:
+            return exc.session
 
 
 def link_state(link, now=None):

@@ -24,6 +24,11 @@ def schedule_specs():
             "func": "integrations.tasks.purge_deleted_integrations",
             "minutes": 24 * 60,
         },
+        {
+            "name": "deactivate-idle-development",
+            "func": "integrations.tasks.deactivate_idle_development_integrations",
+            "minutes": 24 * 60,
+        },
     ]
 
 

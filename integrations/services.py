@@ -60,6 +60,8 @@ def apply_transition(integration, transition, *, now, actor=None, note="", sessi
     facts = transition.facts
     integration.deleted_at = _stamp(integration.deleted_at, facts.deleted, now)
     integration.deactivated_at = _stamp(integration.deactivated_at, facts.inactive, now)
+    if not facts.inactive:
+        integration.deactivated_for_inactivity = False
     integration.quality_assurance_since = _stamp(integration.quality_assurance_since, facts.quality_assurance, now)
     integration.mapping_complete = facts.mapping_complete
     integration.first_sync_finished_at = _stamp(integration.first_sync_finished_at, facts.first_sync_finished, now)
@@ -200,3 +202,92 @@ def purge_deleted(now=None):
         with transaction.atomic():
             Integration.objects.filter(pk=pk, deleted_at__lt=now - settings.DELETED_RETENTION).delete()
     return ids
+
+
+def create_api_key(tenant, name, *, created_by=None):
+    """A new API key: returns (ApiKey, raw key). The raw key is shown once and never stored."""
+    from integrations.models import ApiKey
+
+    raw = ApiKey.generate()
+    key = ApiKey.objects.create(
+        tenant=tenant, name=name, key_prefix=raw[:10], key_hash=ApiKey.hash_key(raw), created_by=created_by
+    )
+    return key, raw
+
+
+def revoke_api_key(key, *, actor=None, now=None):
+    """Revoke a key; False if it already was."""
+    from integrations.models import ApiKey
+
+    return bool(ApiKey.objects.filter(pk=key.pk, revoked_at=None).update(revoked_at=now or timezone.now()))
+
+
+def deactivate_idle_development(now=None):
+    """Switch off development tenants' integrations after DEVELOPMENT_INACTIVE_AFTER without an API request.
+
+    Returns the integration ids it deactivated. Each gets a timeline event; the
+    tenant's alert addresses and admins get one notice per tenant.
+    """
+    from django.core.mail import send_mail
+    from django.db.models import Q
+
+    from integrations.models import Membership, Tenant
+
+    now = now or timezone.now()
+    cutoff = now - settings.DEVELOPMENT_INACTIVE_AFTER
+    idle_tenants = Tenant.objects.filter(environment=Tenant.Environment.DEVELOPMENT).filter(
+        Q(last_api_request_at__lt=cutoff) | Q(last_api_request_at__isnull=True, created_at__lt=cutoff)
+    )
+    done = []
+    for tenant in idle_tenants:
+        ids = list(
+            Integration.objects.filter(tenant=tenant, deactivated_at=None, deleted_at=None).values_list("pk", flat=True)
+        )
+        names = []
+        for pk in ids:
+            note = f"No API request for {settings.DEVELOPMENT_INACTIVE_AFTER.days} days (development tenant)."
+            try:
+                integration = perform_action(pk, machine.Action.DEACTIVATE, note=note, now=now)
+            except machine.IllegalTransition:
+                continue
+            Integration.objects.filter(pk=pk).update(deactivated_for_inactivity=True)
+            names.append(integration.name)
+            done.append(pk)
+        if names:
+            recipients = set(tenant.alert_email_list()) | set(
+                Membership.objects.filter(tenant=tenant, role=Membership.Role.ADMIN)
+                .exclude(user__email="")
+                .values_list("user__email", flat=True)
+            )
+            if recipients:
+                send_mail(
+                    f"[SyncConsole] {len(names)} integration(s) of {tenant.name} switched off",
+                    f"Your development tenant {tenant.name} made no API request for "
+                    f"{settings.DEVELOPMENT_INACTIVE_AFTER.days} days, so these integrations were switched off:\n\n"
+                    + "\n".join(f"  - {name}" for name in names)
+                    + "\n\nThe next API request with one of your keys switches them on again, "
+                    f"or a tenant admin can reactivate them in the portal: {settings.SITE_URL}/portal/\n",
+                    None,
+                    sorted(recipients),
+                    fail_silently=True,
+                )
+    return done
+
+
+def record_api_request(tenant, now=None):
+    """Note the API request; reactivate integrations switched off for inactivity."""
+    now = now or timezone.now()
+    from integrations.models import Tenant
+
+    Tenant.objects.filter(pk=tenant.pk).update(last_api_request_at=now)
+    reactivated = []
+    for pk in Integration.objects.filter(tenant=tenant, deactivated_for_inactivity=True, deleted_at=None).values_list(
+        "pk", flat=True
+    ):
+        try:
+            perform_action(pk, machine.Action.REACTIVATE, note="Reactivated by an API request.", now=now)
+        except machine.IllegalTransition:
+            pass
+        Integration.objects.filter(pk=pk).update(deactivated_for_inactivity=False)
+        reactivated.append(pk)
+    return reactivated

@@ -19,3 +19,7 @@ def schedule_due_syncs():
 
 def purge_deleted_integrations():
     return len(services.purge_deleted())
+
+
+def deactivate_idle_development_integrations():
+    return len(services.deactivate_idle_development())

@@ -1,9 +1,10 @@
-"""SyncConsole URLs: the support console at /admin/, public re-authentication pages."""
+"""SyncConsole URLs: the console at /admin/, the portal at /portal/, the API at /api/v1/, re-auth links."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
+from integrations.urls import api_patterns, portal_patterns
 from integrations.views_reauth import reauth_page
 
 
@@ -11,4 +12,6 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("reauth/<str:token>/", reauth_page, name="reauth"),
+    path("portal/", include((portal_patterns, "portal"))),
+    path("api/v1/", include((api_patterns, "api"))),
 ]

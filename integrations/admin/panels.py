@@ -227,7 +227,7 @@ def history_svg(sessions, width=600, height=120):
     longest = max((s.duration or timedelta(0)).total_seconds() for s in sessions) or 1
     most_items = max(s.items_seen for s in sessions) or 1
     parts = [
-        f'<svg class="sc-history" width="100%" height="{height + 20}" viewBox="0 0 {width} {height + 20}" '
+        f'<svg class="sc-history" width="100%" height="{height + 20}" viewBox="0 0 {width} {height + 20}" preserveAspectRatio="xMinYMin meet" '
         f'role="img" aria-label="Sync history: last {len(sessions)} sessions">'
     ]
     for i, s in enumerate(sessions):

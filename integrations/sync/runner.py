@@ -193,7 +193,7 @@ class SessionRun:
                         "external_id", "pk"
                     )
                 )
-            for item in [*to_store, *result.duplicates]:
+            for item in to_store:  # duplicates are among them, with their problem set above
                 for problem in item.problems:
                     problems.append(
                         ProblemRow(

@@ -1,0 +1,163 @@
+"""What the portal and the API read: tenant-scoped querysets and plain words.
+
+Everything a customer sees goes through `for_tenant`, so an id of another
+tenant is simply not found (404), never forbidden (which would confirm it
+exists).
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
+
+from integrations.models import Integration, SyncSession
+from issues.models import ErrorCode, SyncIssue
+
+S = Integration.Status
+
+# The status in the customer's words: (headline, what it means for them).
+CUSTOMER_WORDS = {
+    S.SETUP: ("Setting up", "This integration is not syncing yet."),
+    S.ACTIVE: ("Syncing normally", "Your data is up to date as of the last sync."),
+    S.WARNINGS: (
+        "Syncing, some items need attention",
+        "The last sync worked, but some records could not be synced as they are. See the Issues tab.",
+    ),
+    S.FAILING: ("Sync failing", "The last sync did not complete. We retry automatically."),
+    S.UNKNOWN: (
+        "Sync in an unknown state",
+        "We could not confirm how the last sync ended. Nothing was lost; the next sync runs as scheduled.",
+    ),
+    S.AUTH_FAILING: (
+        "Sign-in to the vendor failing",
+        "The vendor no longer accepts the saved credentials. Re-authenticate to resume syncing.",
+    ),
+    S.CREDENTIALS_INVALID: (
+        "Paused: new credentials needed",
+        "Sign-in has failed for several days, so syncs are paused until you re-authenticate.",
+    ),
+    S.QUALITY_ASSURANCE: (
+        "Under review by our team",
+        "Our engineers are checking this integration's data before syncing resumes. No action needed from you.",
+    ),
+    S.INACTIVE: ("Switched off", "This integration does not sync."),
+    S.DELETED: ("Deleted", "This integration was deleted."),
+}
+
+# The subset of statuses the API speaks (stable words for programs).
+API_STATUS = {
+    S.SETUP: "setup",
+    S.ACTIVE: "ok",
+    S.WARNINGS: "warnings",
+    S.FAILING: "failing",
+    S.UNKNOWN: "unknown",
+    S.AUTH_FAILING: "auth_failing",
+    S.CREDENTIALS_INVALID: "auth_failing",
+    S.QUALITY_ASSURANCE: "paused",
+    S.INACTIVE: "inactive",
+}
+
+
+def customer_words(status):
+    return CUSTOMER_WORDS.get(status, (status, ""))
+
+
+def integrations_for_tenant(tenant):
+    """The tenant's integrations (deleted ones are gone for the customer), with list columns annotated."""
+    open_sessions = SyncSession.objects.filter(integration=OuterRef("pk"), state__in=SyncSession.OPEN_STATES).order_by()
+    open_issues = (
+        SyncIssue.objects.filter(integration=OuterRef("pk"), state=SyncIssue.State.OPEN)
+        .order_by()
+        .values("integration")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return (
+        Integration.objects.filter(tenant=tenant, deleted_at__isnull=True)
+        .select_related("tenant", "last_session", "last_session__error_code")
+        .annotate(
+            open_issue_count=Coalesce(Subquery(open_issues[:1]), 0),
+            sync_session_id=Subquery(open_sessions.values("pk")[:1]),
+            sync_state=Subquery(open_sessions.values("state")[:1]),
+            sync_seen=Subquery(open_sessions.values("items_seen")[:1]),
+            sync_total=Subquery(open_sessions.values("items_total")[:1]),
+        )
+        .order_by("name", "pk")
+    )
+
+
+def what_next(integration, now):
+    """One sentence: what will happen without anyone doing anything."""
+    status = integration.status
+    if status == S.SETUP:
+        if not integration.mapping_complete:
+            return "Map your vendor accounts to start the first sync."
+        return "The first sync is running or about to run."
+    if status == S.CREDENTIALS_INVALID:
+        return "Syncs are paused until you re-authenticate."
+    if status == S.QUALITY_ASSURANCE:
+        return "Scheduled syncs resume when our review is done."
+    if status == S.INACTIVE:
+        return "Nothing runs until the integration is reactivated."
+    if integration.paused:
+        return "Syncs are paused by our support team."
+    if integration.next_sync_at:
+        if integration.next_sync_at <= now:
+            return "The next sync is due now."
+        minutes = max(1, int((integration.next_sync_at - now).total_seconds() // 60))
+        if minutes < 120:
+            return f"Next sync in {minutes} minute{'s' if minutes != 1 else ''}."
+        return f"Next sync in {minutes // 60} hours."
+    return "The next sync will be scheduled after the current one."
+
+
+def recent_sessions(integration, limit=30):
+    return list(integration.sessions.select_related("error_code").order_by("-queued_at")[:limit])
+
+
+ISSUE_FILTERS = ("code", "category", "severity", "state", "q")
+
+
+class BadFilter(ValueError):
+    pass
+
+
+def filtered_issues(integration, params):
+    """The integration's issues filtered by the query parameters; BadFilter on unknown values."""
+    qs = SyncIssue.objects.filter(integration=integration).select_related("error_code")
+    code = params.get("code", "")
+    if code:
+        if not ErrorCode.objects.filter(pk=code).exists():
+            raise BadFilter(f"Unknown error code {code!r}.")
+        qs = qs.filter(error_code_id=code)
+    category = params.get("category", "")
+    if category:
+        if category not in ErrorCode.Category.values:
+            raise BadFilter(f"Unknown category {category!r}; use one of {', '.join(ErrorCode.Category.values)}.")
+        qs = qs.filter(error_code__category=category)
+    severity = params.get("severity", "")
+    if severity:
+        from issues.models import Severity
+
+        if severity not in Severity.values:
+            raise BadFilter(f"Unknown severity {severity!r}; use one of {', '.join(Severity.values)}.")
+        qs = qs.filter(severity=severity)
+    state = params.get("state", "open")
+    if state and state != "all":
+        if state not in SyncIssue.State.values:
+            raise BadFilter(f"Unknown state {state!r}; use open, resolved, ignored or all.")
+        qs = qs.filter(state=state)
+    q = params.get("q", "").strip()
+    if q:
+        if len(q) > 200:
+            raise BadFilter("The search text is too long (200 characters at most).")
+        qs = qs.filter(Q(external_id__startswith=q) | Q(item_label__istartswith=q))
+    return qs
+
+
+def development_inactive_cutoff(now):
+    return now - settings.DEVELOPMENT_INACTIVE_AFTER
+
+
+DAY = timedelta(days=1)

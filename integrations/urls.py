@@ -1,0 +1,62 @@
+"""URLs of the customer portal (namespace `portal`) and the JSON API (namespace `api`)."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path, re_path, reverse_lazy
+
+from integrations import api, views
+
+portal_patterns = [
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="portal/login.html", redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(next_page=reverse_lazy("portal:login")), name="logout"),
+    path(
+        "password-reset/",
+        auth_views.PasswordResetView.as_view(
+            template_name="portal/password_reset_form.html",
+            email_template_name="portal/password_reset_email.txt",
+            subject_template_name="portal/password_reset_subject.txt",
+            success_url=reverse_lazy("portal:password_reset_done"),
+        ),
+        name="password_reset",
+    ),
+    path(
+        "password-reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(template_name="portal/password_reset_done.html"),
+        name="password_reset_done",
+    ),
+    path(
+        "password-reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(
+            template_name="portal/password_reset_confirm.html", success_url=reverse_lazy("portal:password_reset_complete")
+        ),
+        name="password_reset_confirm",
+    ),
+    path(
+        "password-reset/done/",
+        auth_views.PasswordResetCompleteView.as_view(template_name="portal/password_reset_complete.html"),
+        name="password_reset_complete",
+    ),
+    path("", views.integration_list, name="list"),
+    path("api-keys/", views.api_keys, name="api_keys"),
+    path("integrations/<int:integration_id>/", views.general_tab, name="general"),
+    path("integrations/<int:integration_id>/progress.json", views.progress, name="progress"),
+    path("integrations/<int:integration_id>/sync/", views.sync_now, name="sync"),
+    path("integrations/<int:integration_id>/reauthenticate/", views.reauthenticate, name="reauthenticate"),
+    path("integrations/<int:integration_id>/reactivate/", views.reactivate, name="reactivate"),
+    path("integrations/<int:integration_id>/mapping/", views.mapping, name="mapping"),
+    path("integrations/<int:integration_id>/issues/", views.issues_tab, name="issues"),
+    path("integrations/<int:integration_id>/issues/<int:issue_id>/help/", views.ask_for_help, name="help"),
+    path("integrations/<int:integration_id>/records/<int:record_id>/", views.record_detail, name="record"),
+]
+
+api_patterns = [
+    path("openapi.json", api.openapi, name="openapi"),
+    path("integrations/", api.integration_list, name="integrations"),
+    path("integrations/<str:integration_id>/", api.integration_detail, name="integration"),
+    path("integrations/<str:integration_id>/issues/", api.integration_issues, name="issues"),
+    path("integrations/<str:integration_id>/sync", api.integration_sync, name="sync"),
+    re_path(r"^.*$", api.unknown_path),
+]

@@ -1,0 +1,357 @@
+"""The customer portal, `/portal/`: a tenant's integrations, the General and Issues tabs.
+
+Every view loads objects through the member's tenant, so another tenant's ids
+answer 404. Viewers read; tenant admins also sync, re-authenticate and map.
+"""
+
+from functools import wraps
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.mail import send_mail
+from django.db import transaction
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from integrations import pagination, reauth, selectors, services
+from integrations import status as machine
+from integrations.admin.panels import history_svg
+from integrations.connectors.base import get_connector_class
+from integrations.models import AccountMapping, ApiKey, Membership, SyncedRecord, SyncSession
+from integrations.onboarding import complete_mapping
+from integrations.sync.starting import SyncRefused, start_sync
+from integrations.views_reauth import credentials_form
+from issues.models import ErrorCode, Severity, SupportRequest, SyncIssue
+
+ISSUES_PER_PAGE = 25
+
+
+def portal_view(role=None):
+    """Log in, belong to a tenant (staff are not portal users), and have the role if one is named."""
+
+    def decorator(view):
+        @login_required(login_url="portal:login")
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            membership = Membership.objects.select_related("tenant").filter(user=request.user).first()
+            if membership is None or request.user.is_staff:
+                return render(request, "portal/not_a_member.html", status=403)
+            if role == Membership.Role.ADMIN and membership.role != Membership.Role.ADMIN:
+                raise PermissionDenied("Only tenant admins can do this.")
+            request.membership = membership
+            request.tenant = membership.tenant
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def tenant_integration(request, integration_id):
+    return get_object_or_404(selectors.integrations_for_tenant(request.tenant), pk=integration_id)
+
+
+def base_context(request, **extra):
+    return {"tenant": request.tenant, "membership": request.membership, "is_admin": request.membership.role == Membership.Role.ADMIN, **extra}
+
+
+@portal_view()
+@require_GET
+def integration_list(request):
+    integrations = list(selectors.integrations_for_tenant(request.tenant))
+    cards = [(i, *selectors.customer_words(i.status)) for i in integrations]
+    return render(request, "portal/list.html", base_context(request, cards=cards))
+
+
+@portal_view()
+@require_GET
+def general_tab(request, integration_id):
+    integration = tenant_integration(request, integration_id)
+    now = timezone.now()
+    sessions = selectors.recent_sessions(integration)
+    headline, meaning = selectors.customer_words(integration.status)
+    context = base_context(
+        request,
+        integration=integration,
+        headline=headline,
+        meaning=meaning,
+        reason=integration.status_reason,
+        what_next=selectors.what_next(integration, now),
+        last_session=integration.last_session,
+        open_session=next((s for s in sessions if s.is_open), None),
+        history=history_svg(sessions),
+        tab="general",
+        refusal=_sync_refusal_text(integration),
+    )
+    return render(request, "portal/general.html", context)
+
+
+def _sync_refusal_text(integration):
+    from integrations.sync.starting import refusal_for
+
+    refusal = refusal_for(integration, SyncSession.Trigger.CUSTOMER)
+    return refusal.message if refusal else ""
+
+
+@portal_view()
+@require_GET
+def progress(request, integration_id):
+    """The small JSON the General tab polls while a sync runs."""
+    integration = tenant_integration(request, integration_id)
+    session = integration.sessions.order_by("-queued_at").first()
+    headline, _ = selectors.customer_words(integration.status)
+    return JsonResponse(
+        {
+            "status": integration.status,
+            "status_words": headline,
+            "syncing": bool(session and session.is_open),
+            "session": None
+            if session is None
+            else {
+                "id": session.pk,
+                "state": session.state,
+                "items_seen": session.items_seen,
+                "items_total": session.items_total,
+                "error_code": session.error_code_id,
+            },
+        }
+    )
+
+
+@portal_view(role=Membership.Role.ADMIN)
+@require_POST
+def sync_now(request, integration_id):
+    integration = tenant_integration(request, integration_id)
+    kind = request.POST.get("kind", SyncSession.Kind.QUICK)
+    if kind not in SyncSession.Kind.values:
+        messages.error(request, "Unknown kind of sync; choose quick or full.")
+        return redirect("portal:general", integration.pk)
+    try:
+        session = start_sync(integration, kind=kind, trigger=SyncSession.Trigger.CUSTOMER, requested_by=request.user)
+    except SyncRefused as exc:
+        messages.error(request, f"The sync was not started: {exc.message}")
+        return redirect("portal:general", integration.pk)
+    messages.success(request, f"{session.get_kind_display()} sync started.")
+    return redirect("portal:general", integration.pk)
+
+
+@portal_view(role=Membership.Role.ADMIN)
+@require_http_methods(["GET", "POST"])
+def reauthenticate(request, integration_id):
+    integration = tenant_integration(request, integration_id)
+    connector_class = get_connector_class(integration.connector)
+    form = credentials_form(connector_class, request.POST if request.method == "POST" else None)
+    context = base_context(request, integration=integration, connector=connector_class, form=form, tab="general")
+    if request.method == "GET":
+        return render(request, "portal/reauth.html", context)
+    if not form.is_valid():
+        return render(request, "portal/reauth.html", context, status=400)
+    credentials = {k: v for k, v in form.cleaned_data.items() if v}
+    try:
+        reauth.check_with_vendor(integration, credentials)
+    except reauth.CredentialsRejected as exc:
+        context.update(form=credentials_form(connector_class), rejected=exc.message)
+        return render(request, "portal/reauth.html", context, status=400)
+    reauth.save_credentials(integration, credentials, actor=request.user, note="New credentials saved in the portal.")
+    messages.success(request, "The vendor accepted the new credentials. A full sync has started.")
+    return redirect("portal:general", integration.pk)
+
+
+class MappingForm(forms.Form):
+    def __init__(self, *args, mappings, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.mappings = mappings
+        for m in mappings:
+            self.fields[f"target_{m.pk}"] = forms.CharField(
+                required=False, max_length=200, initial=m.tenant_account, label=f"{m.vendor_account_id} {m.vendor_account_name}"
+            )
+            self.fields[f"ignore_{m.pk}"] = forms.BooleanField(required=False, initial=m.ignored, label="Ignore")
+
+    def clean(self):
+        data = super().clean()
+        for m in self.mappings:
+            target, ignored = data.get(f"target_{m.pk}", "").strip(), data.get(f"ignore_{m.pk}")
+            if target and ignored:
+                self.add_error(f"target_{m.pk}", "Either map the account or ignore it, not both.")
+        return data
+
+    def rows(self):
+        return [(m, self[f"target_{m.pk}"], self[f"ignore_{m.pk}"]) for m in self.mappings]
+
+
+@portal_view()
+@require_http_methods(["GET", "POST"])
+def mapping(request, integration_id):
+    integration = tenant_integration(request, integration_id)
+    mappings = list(AccountMapping.objects.filter(integration=integration).order_by("vendor_account_id"))
+    if request.method == "POST" and request.membership.role != Membership.Role.ADMIN:
+        raise PermissionDenied("Only tenant admins can map accounts.")
+    form = MappingForm(request.POST if request.method == "POST" else None, mappings=mappings)
+    context = base_context(request, integration=integration, form=form, tab="mapping")
+    if request.method == "GET":
+        return render(request, "portal/mapping.html", context)
+    if not form.is_valid():
+        return render(request, "portal/mapping.html", context, status=400)
+    choices = {
+        m.pk: (form.cleaned_data.get(f"target_{m.pk}", "").strip(), bool(form.cleaned_data.get(f"ignore_{m.pk}")))
+        for m in mappings
+    }
+    result = complete_mapping(integration, choices, actor=request.user)
+    messages.success(request, result)
+    return redirect("portal:general", integration.pk)
+
+
+@portal_view()
+@require_GET
+def issues_tab(request, integration_id):
+    integration = tenant_integration(request, integration_id)
+    params = request.GET
+    try:
+        qs = selectors.filtered_issues(integration, params)
+        rows, next_cursor = pagination.page_by_last_seen(qs, params.get("after", ""), ISSUES_PER_PAGE)
+    except (selectors.BadFilter, pagination.BadCursor) as exc:
+        context = base_context(request, integration=integration, tab="issues", error=str(exc), **_filter_choices(params))
+        return render(request, "portal/issues.html", context, status=400)
+    open_requests = {
+        r.issue_id: r
+        for r in SupportRequest.objects.filter(issue__in=[r.pk for r in rows], user__membership__tenant=request.tenant)
+        .order_by("issue_id", "-created_at")
+    }
+    query = params.copy()
+    query.pop("after", None)
+    next_url = None
+    if next_cursor:
+        query["after"] = next_cursor
+        next_url = f"?{query.urlencode()}"
+        query.pop("after")
+    context = base_context(
+        request,
+        integration=integration,
+        tab="issues",
+        issues=[(issue, open_requests.get(issue.pk)) for issue in rows],
+        next_url=next_url,
+        first_url=f"?{query.urlencode()}" if params.get("after") else None,
+        **_filter_choices(params),
+    )
+    return render(request, "portal/issues.html", context)
+
+
+def _filter_choices(params):
+    return {
+        "codes": list(ErrorCode.objects.values_list("code", "title")),
+        "categories": ErrorCode.Category.choices,
+        "severities": Severity.choices,
+        "states": [*SyncIssue.State.choices, ("all", "All")],
+        "current": {name: params.get(name, "open" if name == "state" else "") for name in selectors.ISSUE_FILTERS},
+    }
+
+
+class HelpForm(forms.Form):
+    message = forms.CharField(
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 5}),
+        help_text="What you tried and what you expected. Our support team answers by email.",
+    )
+
+
+@portal_view()
+@require_http_methods(["GET", "POST"])
+def ask_for_help(request, integration_id, issue_id):
+    integration = tenant_integration(request, integration_id)
+    issue = get_object_or_404(SyncIssue.objects.select_related("error_code"), pk=issue_id, integration=integration)
+    form = HelpForm(request.POST if request.method == "POST" else None)
+    requests_ = list(issue.support_requests.filter(user__membership__tenant=request.tenant).order_by("-created_at")[:10])
+    context = base_context(request, integration=integration, issue=issue, form=form, requests=requests_, tab="issues")
+    if request.method == "GET":
+        return render(request, "portal/help.html", context)
+    if not form.is_valid():
+        return render(request, "portal/help.html", context, status=400)
+    history = [
+        {
+            "id": s.pk,
+            "state": s.state,
+            "error_code": s.error_code_id,
+            "queued_at": s.queued_at.isoformat(),
+            "finished_at": s.finished_at.isoformat() if s.finished_at else None,
+            "items_seen": s.items_seen,
+        }
+        for s in selectors.recent_sessions(integration, limit=10)
+    ]
+    with transaction.atomic():
+        support_request = SupportRequest.objects.create(
+            issue=issue, user=request.user, message=form.cleaned_data["message"], history=history
+        )
+    admin_url = settings.SITE_URL + reverse("admin:issues_supportrequest_change", args=[support_request.pk])
+    transaction.on_commit(
+        lambda: send_mail(
+            f"[SyncConsole] Help requested: {issue.error_code_id} on {integration}",
+            f"{request.user.get_full_name() or request.user.username} <{request.user.email}> of "
+            f"{request.tenant.name} asks for help with issue {issue.pk} "
+            f"({issue.error_code_id}: {issue.item_label or issue.external_id}).\n\n"
+            f"{support_request.message}\n\nOpen it: {admin_url}\n",
+            None,
+            [settings.SUPPORT_EMAIL],
+        )
+    )
+    messages.success(request, "Your request was sent to our support team. You can follow it here.")
+    return redirect("portal:help", integration.pk, issue.pk)
+
+
+@portal_view()
+@require_GET
+def record_detail(request, integration_id, record_id):
+    integration = tenant_integration(request, integration_id)
+    record = get_object_or_404(SyncedRecord, pk=record_id, integration=integration)
+    return render(request, "portal/record.html", base_context(request, integration=integration, record=record, tab="issues"))
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What the key is for, e.g. 'monitoring script'.")
+
+
+@portal_view(role=Membership.Role.ADMIN)
+@require_http_methods(["GET", "POST"])
+def api_keys(request):
+    form = ApiKeyForm(request.POST if request.method == "POST" and "name" in request.POST else None)
+    new_key = None
+    status = 200
+    if request.method == "POST":
+        if "revoke" in request.POST:
+            key_id = request.POST.get("revoke", "")
+            if not key_id.isdigit():
+                raise Http404("No such key.")
+            key = get_object_or_404(ApiKey, pk=int(key_id), tenant=request.tenant)
+            if services.revoke_api_key(key, actor=request.user):
+                messages.success(request, f"Key {key} revoked.")
+            else:
+                messages.error(request, f"Key {key} was already revoked.")
+            return redirect("portal:api_keys")
+        if form.is_valid():
+            _, new_key = services.create_api_key(request.tenant, form.cleaned_data["name"], created_by=request.user)
+            form = ApiKeyForm()
+        else:
+            status = 400
+    keys = list(request.tenant.api_keys.order_by("-created_at"))
+    return render(request, "portal/api_keys.html", base_context(request, form=form, keys=keys, new_key=new_key), status=status)
+
+
+@portal_view(role=Membership.Role.ADMIN)
+@require_POST
+def reactivate(request, integration_id):
+    integration = tenant_integration(request, integration_id)
+    if not integration.deactivated_for_inactivity:
+        messages.error(request, "This integration was switched off by our team; contact support to turn it back on.")
+        return redirect("portal:general", integration.pk)
+    try:
+        services.perform_action(integration.pk, machine.Action.REACTIVATE, actor=request.user, note="Reactivated in the portal.")
+    except machine.IllegalTransition as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Reactivated.")
+    return redirect("portal:general", integration.pk)
