@@ -56,6 +56,10 @@ class IssueRecorder:
         self.opened = 0
         self.repeated = 0
         self.resolved = 0
+        # External ids with a problem / with issues resolved in this
+        # session: what a connector marks and unmarks at the source.
+        self.problem_ids = set()
+        self.resolved_ids = set()
 
     def record_page(self, problems, clean_ids, now):
         """Upsert the page's problems; resolve open issues of its clean items.
@@ -65,6 +69,7 @@ class IssueRecorder:
         """
         if problems:
             self._upsert(problems, now)
+            self.problem_ids.update(p.external_id for p in problems)
         if self.had_open_item_issues:
             self._resolve_clean(clean_ids, problems, now)
 
@@ -126,27 +131,44 @@ class IssueRecorder:
         condition = Q(external_id__in=clean_ids) if clean_ids else Q(pk__in=[])
         for external_id, codes in _codes_by_item(problems).items():
             condition |= Q(external_id=external_id) & ~Q(error_code__in=codes)
-        self.resolved += (
-            SyncIssue.objects.filter(
-                condition,
-                integration=self.integration,
-                item_type=self.item_type,
-                state=SyncIssue.State.OPEN,
-            )
+        to_resolve = SyncIssue.objects.filter(
+            condition,
+            integration=self.integration,
+            item_type=self.item_type,
+            state=SyncIssue.State.OPEN,
+        ).exclude(
             # A clean first copy says nothing of a second copy on a later
             # page: duplicates are settled when the full sync completes.
-            .exclude(error_code=DUPLICATE)
-            .update(state=SyncIssue.State.RESOLVED, resolved_at=now, resolution_note="The item synced cleanly.")
+            error_code=DUPLICATE
         )
+        self._resolve(to_resolve, now, "The item synced cleanly.")
+
+    def _resolve(self, queryset, now, note):
+        rows = list(queryset.values_list("pk", "external_id"))
+        if rows:
+            self.resolved += SyncIssue.objects.filter(pk__in=[pk for pk, _ in rows], state=SyncIssue.State.OPEN).update(
+                state=SyncIssue.State.RESOLVED, resolved_at=now, resolution_note=note
+            )
+            self.resolved_ids.update(external_id for _, external_id in rows)
 
     def resolve_unseen_duplicates(self, now):
         """After a complete full sync: duplicates this session did not meet again are gone."""
-        self.resolved += (
+        unseen = SyncIssue.objects.filter(
+            integration=self.integration, item_type=self.item_type, state=SyncIssue.State.OPEN, error_code=DUPLICATE
+        ).exclude(last_session=self.session)
+        self._resolve(unseen, now, "The vendor no longer sends it twice.")
+
+    def still_open(self, external_ids):
+        """Of these items, the ones that still have an open issue."""
+        if not external_ids:
+            return set()
+        return set(
             SyncIssue.objects.filter(
-                integration=self.integration, item_type=self.item_type, state=SyncIssue.State.OPEN, error_code=DUPLICATE
-            )
-            .exclude(last_session=self.session)
-            .update(state=SyncIssue.State.RESOLVED, resolved_at=now, resolution_note="The vendor no longer sends it twice.")
+                integration=self.integration,
+                item_type=self.item_type,
+                external_id__in=list(external_ids),
+                state=SyncIssue.State.OPEN,
+            ).values_list("external_id", flat=True)
         )
 
 

@@ -98,6 +98,19 @@ class Connector:
         """Yield Pages of Items: every item when full, else those changed since cursor."""
         raise NotImplementedError
 
+    # Connectors that can flag items at the vendor ("Sync Error") say so and
+    # implement mark_items; the engine calls it after a completed session when
+    # the integration's setting `mark_source_items` is on.
+    supports_marking = False
+
+    def mark_items(self, *, mark, unmark, log):
+        """Flag the items in `mark` at the source and unflag those in `unmark` (sets of external ids).
+
+        Must never overwrite a concurrent edit; reports what it could not do
+        through `log.add(level, message)`.
+        """
+        raise NotImplementedError
+
 
 def register(cls):
     if not cls.key:

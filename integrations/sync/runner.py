@@ -111,7 +111,20 @@ class SessionRun:
         finally:
             http.close()
         state = SyncSession.State.WARNINGS if self.problem_items else SyncSession.State.SUCCEEDED
+        self.mark_source_items(connector)
         return self.finish(state, "", "", http, cursor=connector.next_cursor, full=full)
+
+    def mark_source_items(self, connector):
+        """Let the connector flag items with problems at the vendor, and unflag fixed ones."""
+        if not (connector.supports_marking and self.integration.settings.get("mark_source_items")):
+            return
+        recorder = self.recorder
+        unmark = recorder.resolved_ids - recorder.still_open(recorder.resolved_ids)
+        try:
+            connector.mark_items(mark=set(recorder.problem_ids), unmark=unmark, log=self.log)
+        except errors.ConnectorError as exc:
+            # The sync itself completed; marking is best effort and said so.
+            self.log.add("error", f"Marking items at the vendor stopped: {exc.code}: {exc.message}")
 
     def load_mappings(self, connector):
         """The account mapping; a connector that needs none maps what the vendor lists on first use."""
