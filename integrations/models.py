@@ -36,6 +36,12 @@ class Tenant(models.Model):
         blank=True, help_text="Addresses that receive alerts, one per line or comma-separated."
     )
     last_api_request_at = models.DateTimeField(null=True, blank=True)
+    alert_after_unsuccessful = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Overrides ALERT_AFTER_UNSUCCESSFUL for this tenant."
+    )
+    stale_after_intervals = models.FloatField(
+        null=True, blank=True, help_text="Overrides STALE_AFTER_INTERVALS for this tenant."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -43,6 +49,9 @@ class Tenant(models.Model):
 
     def __str__(self):
         return self.name
+
+    def alert_threshold(self):
+        return self.alert_after_unsuccessful or settings.ALERT_AFTER_UNSUCCESSFUL
 
     def alert_email_list(self):
         raw = self.alert_emails.replace(",", "\n").splitlines()
@@ -380,6 +389,20 @@ class SyncedRecord(models.Model):
 
     def __str__(self):
         return f"{self.item_type} {self.external_id}"
+
+
+class SeenItem(models.Model):
+    """An item a running full sync met unchanged; its records stay, the others become deleted.
+
+    A narrow append-only row per item instead of rewriting each unchanged
+    record; the rows of a session are removed when it finishes.
+    """
+
+    session_id = models.BigIntegerField()
+    external_id = models.CharField(max_length=200)
+
+    class Meta:
+        indexes = [models.Index(fields=["session_id", "external_id"], name="seen_session_item")]
 
 
 class IntegrationEvent(models.Model):

@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from integrations.admin.common import CappedCountPaginator, ReadOnlyAdmin, session_badge
-from integrations.models import AccountMapping, ApiKey, IntegrationEvent, ReauthLink, SyncedRecord, SyncSession
+from integrations.models import AccountMapping, ApiKey, IntegrationEvent, ReauthLink, SeenItem, SyncedRecord, SyncSession
 from integrations.reauth import link_state
 
 
@@ -110,3 +110,11 @@ class AccountMappingAdmin(admin.ModelAdmin):
     list_select_related = ("integration", "integration__tenant")
     search_fields = ("^vendor_account_id", "vendor_account_name")
     raw_id_fields = ("integration",)
+
+
+@admin.register(SeenItem)
+class SeenItemAdmin(ReadOnlyAdmin):
+    """Bookkeeping of running full syncs; empty between syncs."""
+
+    list_display = ("session_id", "external_id")
+    paginator = CappedCountPaginator

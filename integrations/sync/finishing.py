@@ -13,10 +13,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from alerts import rules as alert_rules
 from integrations import status as machine
 from integrations.models import Integration, SyncSession
 from integrations.services import apply_transition, facts_of
-from integrations.sync.records import mark_unseen_deleted
+from integrations.sync.records import forget_seen, mark_unseen_deleted
 from issues.models import ErrorCode
 from issues.recording import has_open_item_issues, record_session_failure, resolve_session_issues
 
@@ -84,6 +85,7 @@ def finish_session(
         fields = {**(counters or {})}
         if full_complete:
             fields["items_deleted"] = mark_unseen_deleted(integration, session, item_type, now)
+        forget_seen(session_id)
         log_entries = list(session.log or []) if log is None else log.as_list()
         if log is not None:
             log.add("info" if not code else "error", f"Finished: {state}{f' ({code})' if code else ''}.")
@@ -114,12 +116,12 @@ def finish_session(
             # the integration still has warnings.
             outcome_state = SyncSession.State.WARNINGS
         outcome = machine.Outcome(outcome_state, now, code, auth_error=auth_error)
-        transition = machine.on_session_finished(
-            facts_of(integration), integration.status, outcome, settings.CREDENTIALS_INVALID_AFTER
-        )
+        before = facts_of(integration)
+        transition = machine.on_session_finished(before, integration.status, outcome, settings.CREDENTIALS_INVALID_AFTER)
         integration.last_session = session
         if state in (SyncSession.State.SUCCEEDED, SyncSession.State.WARNINGS):
             integration.last_success_at = now
         integration.next_sync_at = next_sync_at(integration, transition.facts, now)
         apply_transition(integration, transition, now=now, session=session)
+        alert_rules.on_session_finished(integration, session, before, transition, now)
     return session

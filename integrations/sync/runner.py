@@ -14,9 +14,10 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import reset_queries, transaction
 from django.utils import timezone
 
+from alerts import webhooks
 from integrations import onboarding
 from integrations.connectors import errors
 from integrations.connectors.base import ItemProblem, get_connector_class
@@ -141,7 +142,7 @@ class SessionRun:
         recorder = getattr(self, "recorder", None)
         if full and recorder is not None and state in (SyncSession.State.SUCCEEDED, SyncSession.State.WARNINGS):
             recorder.resolve_unseen_duplicates(timezone.now())
-        return finish_session(
+        session = finish_session(
             self.session.pk,
             state=state,
             code=code,
@@ -154,6 +155,12 @@ class SessionRun:
             full_complete=full and state in (SyncSession.State.SUCCEEDED, SyncSession.State.WARNINGS),
             item_type=getattr(getattr(self, "connector", None), "item_type", "item"),
         )
+        if session is not None and recorder is not None and (recorder.opened_ids or recorder.resolved_ids):
+            with transaction.atomic():
+                webhooks.issues_changed(
+                    self.integration, session, recorder.opened_ids, recorder.resolved_ids, timezone.now()
+                )
+        return session
 
     def _take_http_counters(self, http):
         self.counters["http_requests"] = http.counters.http_requests
@@ -161,6 +168,9 @@ class SessionRun:
         self.counters["rate_limited_waits"] = http.counters.rate_limited_waits
 
     def write(self, page, *, full, http):
+        # With DEBUG on, Django keeps every query's SQL: a long sync would
+        # grow with the item count.
+        reset_queries()
         now = timezone.now()
         item_type = self.connector.item_type
         to_store, problems = [], []
