@@ -37,7 +37,7 @@ def queue_depths():
 
 def dashboard(now):
     """Everything the index shows, in a fixed number of queries."""
-    from integrations.models import Integration, IntegrationEvent, SyncSession
+    from integrations.models import Integration, SyncSession
 
     day_ago = now - timedelta(hours=24)
     counts = dict(Integration.objects.values_list("status").annotate(n=Count("pk")).order_by())
@@ -67,11 +67,14 @@ def dashboard(now):
         .annotate(sessions=Count("pk"), tenants=Count("integration__tenant", distinct=True))
         .order_by("-sessions")[:10]
     )
+    from alerts.models import Alert, Incident
+
     alerts = list(
-        IntegrationEvent.objects.filter(kind=IntegrationEvent.Kind.ALERT_SENT, created_at__gte=day_ago)
-        .select_related("integration", "integration__tenant")
-        .order_by("-created_at")[:25]
+        Alert.objects.filter(sent_at__gte=day_ago)
+        .select_related("integration", "tenant")
+        .order_by("-sent_at")[:25]
     )
+    incidents = list(Incident.objects.filter(resolved_at=None).select_related("error_code").order_by("-opened_at")[:10])
     return {
         "statuses": statuses,
         "attention": attention,
@@ -80,6 +83,7 @@ def dashboard(now):
         "top_codes": top_codes,
         "queues": queue_depths(),
         "alerts": alerts,
+        "incidents": incidents,
         "now": now,
     }
 

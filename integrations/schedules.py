@@ -29,6 +29,9 @@ def schedule_specs():
             "func": "integrations.tasks.deactivate_idle_development_integrations",
             "minutes": 24 * 60,
         },
+        {"name": "alerts-delivery", "func": "alerts.tasks.deliver_due_alerts", "minutes": 1},
+        {"name": "alerts-clock-rules", "func": "alerts.tasks.check_clock_rules", "minutes": 60},
+        {"name": "webhooks-delivery", "func": "alerts.tasks.deliver_due_webhooks", "minutes": 1},
     ]
 
 

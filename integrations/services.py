@@ -126,6 +126,9 @@ def perform_action(integration_id, action, *, actor=None, note="", now=None):
         apply_transition(
             integration, transition, now=now, actor=actor, note=note, event_kind=ACTION_EVENTS[action]
         )
+        from alerts import rules as alert_rules
+
+        alert_rules.on_action(integration, transition, now)
     return integration
 
 

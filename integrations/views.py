@@ -58,7 +58,15 @@ def tenant_integration(request, integration_id):
 
 
 def base_context(request, **extra):
-    return {"tenant": request.tenant, "membership": request.membership, "is_admin": request.membership.role == Membership.Role.ADMIN, **extra}
+    from alerts.incidents import open_incidents_for_tenant
+
+    return {
+        "tenant": request.tenant,
+        "membership": request.membership,
+        "is_admin": request.membership.role == Membership.Role.ADMIN,
+        "incidents": open_incidents_for_tenant(request.tenant),
+        **extra,
+    }
 
 
 @portal_view()
@@ -355,3 +363,57 @@ def reactivate(request, integration_id):
     else:
         messages.success(request, "Reactivated.")
     return redirect("portal:general", integration.pk)
+
+
+class WebhookForm(forms.Form):
+    url = forms.URLField(max_length=500, assume_scheme="https", help_text="Where we POST the signed JSON events.")
+    events = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple, help_text="None ticked: all events.")
+
+    def __init__(self, *args, **kwargs):
+        from alerts.models import WebhookEndpoint
+
+        super().__init__(*args, **kwargs)
+        self.fields["events"].choices = WebhookEndpoint.Event.choices
+
+    def clean_url(self):
+        from alerts.webhooks import AddressRefused, check_address
+
+        url = self.cleaned_data["url"]
+        try:
+            check_address(url)
+        except AddressRefused as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return url
+
+
+@portal_view(role=Membership.Role.ADMIN)
+@require_http_methods(["GET", "POST"])
+def webhooks(request):
+    from alerts import webhooks as hooks
+    from alerts.models import WebhookDelivery, WebhookEndpoint
+
+    form = WebhookForm(request.POST if request.method == "POST" and "url" in request.POST else None)
+    new_secret, status = None, 200
+    if request.method == "POST":
+        if "delete" in request.POST:
+            endpoint_id = request.POST.get("delete", "")
+            if not endpoint_id.isdigit():
+                raise Http404("No such endpoint.")
+            get_object_or_404(WebhookEndpoint, pk=int(endpoint_id), tenant=request.tenant).delete()
+            messages.success(request, "Endpoint removed.")
+            return redirect("portal:webhooks")
+        if form.is_valid():
+            _, new_secret = hooks.create_endpoint(request.tenant, form.cleaned_data["url"], form.cleaned_data["events"])
+            form = WebhookForm()
+        else:
+            status = 400
+    endpoints = list(request.tenant.webhooks.order_by("-created_at"))
+    deliveries = list(
+        WebhookDelivery.objects.filter(endpoint__tenant=request.tenant).select_related("endpoint").order_by("-created_at")[:20]
+    )
+    return render(
+        request,
+        "portal/webhooks.html",
+        base_context(request, form=form, endpoints=endpoints, deliveries=deliveries, new_secret=new_secret),
+        status=status,
+    )

@@ -59,6 +59,7 @@ class IssueRecorder:
         # External ids with a problem / with issues resolved in this
         # session: what a connector marks and unmarks at the source.
         self.problem_ids = set()
+        self.opened_ids = set()
         self.resolved_ids = set()
 
     def record_page(self, problems, clean_ids, now):
@@ -121,6 +122,7 @@ class IssueRecorder:
         if new:
             SyncIssue.objects.bulk_create(new)
             self.opened += len(new)
+            self.opened_ids.update(issue.external_id for issue in new)
         if repeat_ids:
             SyncIssue.objects.filter(pk__in=repeat_ids).update(
                 occurrences=F("occurrences") + 1, last_seen_at=now, last_session=self.session

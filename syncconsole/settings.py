@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "django_q",
     "integrations",
     "issues",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -187,6 +188,21 @@ REAUTH_LINK_VALID_FOR = timedelta(hours=env.float("REAUTH_LINK_VALID_HOURS", def
 DELETED_RETENTION = timedelta(days=env.float("DELETED_RETENTION_DAYS", default=30))
 DEFAULT_SYNC_INTERVAL = timedelta(minutes=env.float("DEFAULT_SYNC_INTERVAL_MINUTES", default=60))
 SESSION_LOG_MAX_ENTRIES = env.int("SESSION_LOG_MAX_ENTRIES", default=200)
+
+# Alerts ---------------------------------------------------------------------
+
+CREDENTIALS_EXPIRING_WARNING = timedelta(days=env.float("CREDENTIALS_EXPIRING_WARNING_DAYS", default=7))
+STALE_AFTER_INTERVALS = env.float("STALE_AFTER_INTERVALS", default=3)
+ALERT_DIGEST_WINDOW = timedelta(minutes=env.float("ALERT_DIGEST_WINDOW_MINUTES", default=60))
+ALERT_RETRY_MAX = timedelta(minutes=env.float("ALERT_RETRY_MAX_MINUTES", default=30))
+INCIDENT_MIN_TENANTS = env.int("INCIDENT_MIN_TENANTS", default=3)
+INCIDENT_WINDOW = timedelta(minutes=env.float("INCIDENT_WINDOW_MINUTES", default=30))
+WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=10)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
+WEBHOOK_BACKOFF_SECONDS = env.float("WEBHOOK_BACKOFF_SECONDS", default=30)
+WEBHOOK_DISABLE_AFTER = timedelta(hours=env.float("WEBHOOK_DISABLE_AFTER_HOURS", default=24))
+# Tests and local setups only: production never posts to private addresses.
+WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", default=False)
 
 # The sync engine --------------------------------------------------------
 

@@ -1,0 +1,283 @@
+"""Alert rules: which alerts a finished session, a status change or the clock raises.
+
+An Alert row is unique per (integration, rule, streak), the streak being
+named by when it started; raising is `bulk_create(ignore_conflicts=True)`, so
+retries and concurrent workers raise each alert once. Rows are written in
+the caller's transaction and delivered after it commits.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.urls import reverse
+
+from alerts import incidents, webhooks
+from alerts.models import Alert
+from integrations import status as machine
+from integrations.models import Integration, Membership
+from integrations.selectors import customer_words, what_next
+
+R = Alert.Rule
+S = Integration.Status
+
+
+def _iso(moment):
+    return moment.isoformat(timespec="seconds") if moment else "none"
+
+
+def tenant_recipients(tenant):
+    members = Membership.objects.filter(tenant=tenant, receives_alerts=True).exclude(user__email="")
+    return sorted(set(tenant.alert_email_list()) | set(members.values_list("user__email", flat=True)))
+
+
+def portal_url(integration):
+    return settings.SITE_URL + reverse("portal:general", args=[integration.pk])
+
+
+def email_context(integration, rule, *, session=None, now, reauth_url="", extra=None):
+    headline, meaning = customer_words(integration.status)
+    code = session.error_code if session is not None and session.error_code_id else None
+    return {
+        "rule": rule,
+        "rule_label": Alert.Rule(rule).label,
+        "integration": integration.name,
+        "integration_id": integration.pk,
+        "tenant": integration.tenant.name,
+        "status": integration.status,
+        "status_words": headline,
+        "status_meaning": meaning,
+        "reason": integration.status_reason,
+        "error_code": code.code if code else "",
+        "error_title": code.title if code else "",
+        "error_advice": code.customer_advice if code else "",
+        "error_message": session.error_message if session is not None else "",
+        "consecutive_unsuccessful": integration.consecutive_unsuccessful,
+        "what_next": what_next(integration, now),
+        "portal_url": portal_url(integration),
+        "reauth_url": reauth_url,
+        "raised_at": _iso(now),
+        **(extra or {}),
+    }
+
+
+SUBJECTS = {
+    R.REPEATED_FAILURES: "{n} syncs in a row failed: {integration}",
+    R.AUTH_FAILING: "Re-authentication needed: {integration}",
+    R.CREDENTIALS_INVALID: "Syncs paused, new credentials needed: {integration}",
+    R.CREDENTIALS_EXPIRING: "Credentials expire soon: {integration}",
+    R.STALE: "No successful sync for a while: {integration}",
+    R.QUALITY_ASSURANCE: "Quality assurance: {integration} ({tenant})",
+    R.RECOVERED: "Recovered: {integration}",
+    R.INCIDENT: "Vendor problem affecting {integration}",
+}
+
+
+def build(integration, rule, streak, now, *, recipients, session=None, reauth_url="", extra=None, state=Alert.State.PENDING, incident=None):
+    context = email_context(integration, rule, session=session, now=now, reauth_url=reauth_url, extra=extra)
+    subject = SUBJECTS[rule].format(
+        n=integration.consecutive_unsuccessful, integration=integration.name, tenant=integration.tenant.name
+    )
+    return Alert(
+        integration=integration,
+        tenant_id=integration.tenant_id,
+        rule=rule,
+        streak=streak[:100],
+        state=state if recipients else Alert.State.FAILED,
+        recipients=recipients,
+        subject=f"[SyncConsole] {subject}"[:300],
+        context=context,
+        incident=incident,
+        created_at=now,
+        last_error="" if recipients else "No recipients: the tenant has no alert addresses or opted-in members.",
+    )
+
+
+def raise_alerts(alerts):
+    """Insert the alerts that are new; queue their delivery after commit. Returns the new ones."""
+    if not alerts:
+        return []
+    Alert.objects.bulk_create(alerts, ignore_conflicts=True)
+    keys = Q()
+    for a in alerts:
+        keys |= Q(integration_id=a.integration_id, rule=a.rule, streak=a.streak)
+    # Read back by key: ignore_conflicts returns no ids, and another worker
+    # may have raised the same alert a moment ago (then it is not ours).
+    stored = list(Alert.objects.filter(keys, created_at__in={a.created_at for a in alerts}))
+    from alerts.delivery import enqueue
+
+    for alert in stored:
+        if alert.state == Alert.State.PENDING:
+            transaction.on_commit(lambda pk=alert.pk: enqueue(pk))
+        webhooks.emit(
+            alert.tenant_id,
+            "alert.raised",
+            {"alert_id": alert.pk, "rule": alert.rule, "integration_id": alert.integration_id, "state": alert.state},
+            alert.created_at,
+        )
+    return stored
+
+
+def _reauth_url(integration, recipients, now):
+    from integrations.reauth import create_link
+
+    if not recipients:
+        return ""
+    return create_link(integration, recipient=recipients[0], now=now, send=False).url
+
+
+def on_session_finished(integration, session, before, transition, now):
+    """Alerts, incident bookkeeping and webhooks for a finished session (inside its transaction)."""
+    after = transition.facts
+    tenant = integration.tenant
+    recipients = tenant_recipients(tenant)
+    incident = incidents.on_session_finished(integration, session, now)
+    alerts = []
+
+    unsuccessful = after.last_outcome in machine.O.UNSUCCESSFUL
+    if unsuccessful and after.consecutive_unsuccessful >= tenant.alert_threshold():
+        held = incident is not None and incident.error_code_id == session.error_code_id
+        alerts.append(
+            build(
+                integration,
+                R.REPEATED_FAILURES,
+                _iso(after.unsuccessful_since),
+                now,
+                recipients=recipients,
+                session=session,
+                state=Alert.State.HELD if held else Alert.State.PENDING,
+                incident=incident if held else None,
+            )
+        )
+    if after.last_outcome == machine.O.AUTH_FAILED and before.auth_failing_since is None and after.auth_failing_since:
+        streak = _iso(after.auth_failing_since)
+        if not Alert.objects.filter(integration=integration, rule=R.AUTH_FAILING, streak=streak).exists():
+            alerts.append(
+                build(
+                    integration,
+                    R.AUTH_FAILING,
+                    streak,
+                    now,
+                    recipients=recipients,
+                    session=session,
+                    reauth_url=_reauth_url(integration, recipients, now),
+                )
+            )
+    if transition.status == S.CREDENTIALS_INVALID and transition.previous_status != S.CREDENTIALS_INVALID:
+        streak = _iso(after.auth_failing_since)
+        if not Alert.objects.filter(integration=integration, rule=R.CREDENTIALS_INVALID, streak=streak).exists():
+            alerts.append(
+                build(
+                    integration,
+                    R.CREDENTIALS_INVALID,
+                    streak,
+                    now,
+                    recipients=sorted(set(recipients) | {settings.SUPPORT_EMAIL}),
+                    session=session,
+                    reauth_url=_reauth_url(integration, recipients, now),
+                )
+            )
+    if transition.status == S.QUALITY_ASSURANCE and transition.previous_status != S.QUALITY_ASSURANCE:
+        alerts.append(quality_assurance_alert(integration, session, now))
+    if after.last_outcome in machine.O.SUCCESSFUL and before.consecutive_unsuccessful:
+        streaks = {_iso(before.unsuccessful_since), _iso(before.auth_failing_since)}
+        alerted = Alert.objects.filter(
+            integration=integration,
+            rule__in=(R.REPEATED_FAILURES, R.AUTH_FAILING, R.CREDENTIALS_INVALID),
+            streak__in=streaks,
+            state__in=(Alert.State.SENT, Alert.State.PENDING, Alert.State.SENDING, Alert.State.DIGEST),
+        ).exists()
+        if alerted:
+            alerts.append(
+                build(
+                    integration,
+                    R.RECOVERED,
+                    _iso(before.unsuccessful_since),
+                    now,
+                    recipients=recipients,
+                    session=session,
+                    extra={"failed_in_a_row": before.consecutive_unsuccessful},
+                )
+            )
+    raise_alerts(alerts)
+    webhooks.on_session_finished(integration, session, transition, now)
+
+
+def quality_assurance_alert(integration, session, now):
+    evidence = {}
+    if session is not None:
+        evidence = {
+            "session_id": session.pk,
+            "session_state": session.state,
+            "items_seen": session.items_seen,
+            "items_warnings": session.items_warnings,
+            "items_failed": session.items_failed,
+            "open_issues": integration.issues.filter(state="open").count(),
+        }
+    return build(
+        integration,
+        R.QUALITY_ASSURANCE,
+        _iso(integration.quality_assurance_since or now),
+        now,
+        recipients=[settings.ENGINEERING_EMAIL],
+        session=session,
+        extra={"evidence": evidence},
+    )
+
+
+def on_action(integration, transition, now):
+    """Alerts and webhooks for a person's action (inside its transaction)."""
+    if transition.status == S.QUALITY_ASSURANCE and transition.previous_status != S.QUALITY_ASSURANCE:
+        raise_alerts([quality_assurance_alert(integration, integration.last_session, now)])
+    if transition.changed:
+        webhooks.status_changed(integration, transition, now)
+
+
+def check_clock_rules(now):
+    """The rules no session triggers: credentials about to expire, no success for too long."""
+    alerts = []
+    expiring = Integration.objects.select_related("tenant").filter(
+        deleted_at=None,
+        deactivated_at=None,
+        credentials_expire_at__isnull=False,
+        credentials_expire_at__lte=now + settings.CREDENTIALS_EXPIRING_WARNING,
+    )
+    for integration in expiring:
+        left = integration.credentials_expire_at - now
+        alerts.append(
+            build(
+                integration,
+                R.CREDENTIALS_EXPIRING,
+                _iso(integration.credentials_expire_at),
+                now,
+                recipients=tenant_recipients(integration.tenant),
+                reauth_url=_reauth_url(integration, tenant_recipients(integration.tenant), now),
+                extra={"expires_at": _iso(integration.credentials_expire_at), "days_left": max(0, left.days)},
+            )
+        )
+    candidates = Integration.objects.select_related("tenant").filter(
+        deleted_at=None,
+        paused=False,
+        status__in=(S.ACTIVE, S.WARNINGS),
+        last_success_at__isnull=False,
+    )
+    for integration in candidates.filter(last_success_at__lt=now - STALE_MIN).iterator(chunk_size=500):
+        factor = integration.tenant.stale_after_intervals or settings.STALE_AFTER_INTERVALS
+        if integration.last_success_at >= now - integration.sync_interval * factor:
+            continue
+        alerts.append(
+            build(
+                integration,
+                R.STALE,
+                _iso(integration.last_success_at),
+                now,
+                recipients=tenant_recipients(integration.tenant),
+                extra={"last_success_at": _iso(integration.last_success_at)},
+            )
+        )
+    with transaction.atomic():
+        return raise_alerts(alerts)
+
+
+STALE_MIN = timedelta(minutes=1)

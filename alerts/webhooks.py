@@ -1,0 +1,238 @@
+"""Signed webhooks: deliveries recorded, sent by django-q2 with back-off, never to private addresses.
+
+Signature: header `X-SyncConsole-Signature: t=<unix seconds>,v1=<hex>` where
+hex = HMAC-SHA256(secret, f"{t}.{raw body}"). Check it by recomputing over
+the raw body and comparing in constant time; refuse old timestamps.
+"""
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import secrets
+import socket
+import time
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from alerts.models import WebhookDelivery, WebhookEndpoint
+from integrations import crypto
+
+SIGNATURE_HEADER = "X-SyncConsole-Signature"
+
+
+def sign(secret, timestamp, body):
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def verify(secret, header, body, *, tolerance=300, now=None):
+    """The documented recipe, for receivers (and tests)."""
+    try:
+        parts = dict(item.split("=", 1) for item in header.split(","))
+        timestamp = int(parts["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs((now or time.time()) - timestamp) > tolerance:
+        return False
+    return hmac.compare_digest(sign(secret, timestamp, body), header)
+
+
+def create_endpoint(tenant, url, events=()):
+    """A new endpoint; returns (endpoint, secret). The secret is shown once."""
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    endpoint = WebhookEndpoint.objects.create(
+        tenant=tenant, url=url, events=list(events), secret_ciphertext=crypto.encrypt_json({"secret": secret})
+    )
+    return endpoint, secret
+
+
+def endpoint_secret(endpoint):
+    return crypto.decrypt_json(endpoint.secret_ciphertext)["secret"]
+
+
+class AddressRefused(Exception):
+    pass
+
+
+def check_address(url):
+    """Refuse private, loopback, link-local and reserved targets unless WEBHOOK_ALLOW_PRIVATE."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise AddressRefused("Only http(s) URLs with a host name are allowed.")
+    if settings.WEBHOOK_ALLOW_PRIVATE:
+        return
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    except socket.gaierror as exc:
+        raise AddressRefused(f"The host name does not resolve: {exc}") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            raise AddressRefused(f"{parts.hostname} resolves to a non-public address ({address}); refused.")
+
+
+def emit(tenant_id, event, data, now):
+    """Record a delivery per endpoint that wants the event; send each after commit."""
+    endpoints = [e for e in WebhookEndpoint.objects.filter(tenant_id=tenant_id, active=True) if e.wants(event)]
+    if not endpoints:
+        return []
+    payload = {"event": event, "created_at": now.isoformat(), "data": data}
+    deliveries = WebhookDelivery.objects.bulk_create(
+        [WebhookDelivery(endpoint=e, event=event, payload=payload, created_at=now, next_attempt_at=now) for e in endpoints]
+    )
+    ids = [d.pk for d in deliveries if d.pk]
+    if not ids:  # backends without RETURNING: read them back
+        ids = list(WebhookDelivery.objects.filter(endpoint__in=endpoints, event=event, created_at=now).values_list("pk", flat=True))
+    from alerts.tasks import enqueue_webhook
+
+    for pk in ids:
+        transaction.on_commit(lambda pk=pk: enqueue_webhook(pk))
+    return ids
+
+
+def status_changed(integration, transition, now):
+    emit(
+        integration.tenant_id,
+        WebhookEndpoint.Event.STATUS_CHANGED,
+        {
+            "integration_id": integration.pk,
+            "name": integration.name,
+            "from": transition.previous_status,
+            "to": transition.status,
+            "reason": transition.reason,
+        },
+        now,
+    )
+
+
+def on_session_finished(integration, session, transition, now):
+    emit(
+        integration.tenant_id,
+        WebhookEndpoint.Event.SESSION_FINISHED,
+        {
+            "integration_id": integration.pk,
+            "session_id": session.pk,
+            "state": session.state,
+            "error_code": session.error_code_id,
+            "items_seen": session.items_seen,
+        },
+        now,
+    )
+    if transition.changed:
+        status_changed(integration, transition, now)
+
+
+def issues_changed(integration, session, opened, resolved, now):
+    for event, ids in ((WebhookEndpoint.Event.ISSUE_OPENED, opened), (WebhookEndpoint.Event.ISSUE_RESOLVED, resolved)):
+        if ids:
+            ids = sorted(ids)
+            emit(
+                integration.tenant_id,
+                event,
+                {"integration_id": integration.pk, "session_id": session.pk, "count": len(ids), "external_ids": ids[:100]},
+                now,
+            )
+
+
+def deliver(delivery_id, now=None):
+    """Attempt one delivery if it is due; returns its state afterwards."""
+    now = now or timezone.now()
+    claimed = WebhookDelivery.objects.filter(
+        Q(lease_expires_at=None) | Q(lease_expires_at__lt=now),
+        pk=delivery_id,
+        state=WebhookDelivery.State.PENDING,
+        next_attempt_at__lte=now,
+    ).update(lease_expires_at=now + timedelta(seconds=settings.WEBHOOK_TIMEOUT * 3))
+    if not claimed:
+        return None
+    delivery = WebhookDelivery.objects.select_related("endpoint", "endpoint__tenant").get(pk=delivery_id)
+    endpoint = delivery.endpoint
+    body = json.dumps({"id": delivery.pk, **delivery.payload}, separators=(",", ":"), sort_keys=True).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "SyncConsole-Webhooks/1.0",
+        "X-SyncConsole-Event": delivery.event,
+        "X-SyncConsole-Delivery": str(delivery.pk),
+        SIGNATURE_HEADER: sign(endpoint_secret(endpoint), int(now.timestamp()), body),
+    }
+    code, error = None, ""
+    started = time.monotonic()
+    try:
+        check_address(endpoint.url)
+        response = requests.post(endpoint.url, data=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT, allow_redirects=False)
+        code = response.status_code
+        if not 200 <= code < 300:
+            error = f"HTTP {code}"
+    except AddressRefused as exc:
+        error = str(exc)
+    except requests.RequestException as exc:
+        error = f"{type(exc).__name__}: {exc}"[:500]
+    latency = int((time.monotonic() - started) * 1000)
+    attempts = delivery.attempts + 1
+    if not error:
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            state=WebhookDelivery.State.SUCCEEDED,
+            attempts=attempts,
+            response_code=code,
+            latency_ms=latency,
+            delivered_at=now,
+            lease_expires_at=None,
+            last_error="",
+        )
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
+        return WebhookDelivery.State.SUCCEEDED
+    gave_up = attempts >= settings.WEBHOOK_MAX_ATTEMPTS
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        state=WebhookDelivery.State.FAILED if gave_up else WebhookDelivery.State.PENDING,
+        attempts=attempts,
+        response_code=code,
+        latency_ms=latency,
+        last_error=error,
+        lease_expires_at=None,
+        next_attempt_at=now + timedelta(seconds=settings.WEBHOOK_BACKOFF_SECONDS * (2 ** (attempts - 1))),
+    )
+    failing_since = endpoint.failing_since or now
+    WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since=None).update(failing_since=now)
+    if now - failing_since >= settings.WEBHOOK_DISABLE_AFTER:
+        disable(endpoint, now, f"Failing since {failing_since:%Y-%m-%d %H:%M} UTC: {error}")
+    return WebhookDelivery.State.FAILED if gave_up else WebhookDelivery.State.PENDING
+
+
+def disable(endpoint, now, reason):
+    from django.core.mail import send_mail
+
+    from alerts.rules import tenant_recipients
+
+    if not WebhookEndpoint.objects.filter(pk=endpoint.pk, active=True).update(
+        active=False, disabled_at=now, disabled_reason=reason[:300]
+    ):
+        return
+    recipients = tenant_recipients(endpoint.tenant)
+    if recipients:
+        send_mail(
+            "[SyncConsole] Webhook endpoint disabled",
+            f"The webhook endpoint {endpoint.url} of {endpoint.tenant.name} failed for a day and was disabled.\n"
+            f"{reason}\n\nFix the receiver, then enable it again in the portal or ask support.",
+            None,
+            recipients,
+            fail_silently=True,
+        )
+
+
+def resend(delivery, now=None):
+    """A fresh delivery of the same event to the same endpoint."""
+    now = now or timezone.now()
+    copy = WebhookDelivery.objects.create(
+        endpoint=delivery.endpoint, event=delivery.event, payload=delivery.payload, created_at=now, next_attempt_at=now
+    )
+    from alerts.tasks import enqueue_webhook
+
+    transaction.on_commit(lambda: enqueue_webhook(copy.pk))
+    return copy
