@@ -48,15 +48,20 @@ def existing_rows(integration, session, item_type, external_ids):
     """{external id: (hash, deleted, seen in this session)} for the ids that have a record."""
     with connection.cursor() as cursor:
         if _postgres():
-            # A join on the id array: index lookups whatever the planner
-            # statistics say (a fresh table has none).
+            # One index lookup per id (LATERAL ... LIMIT 1), whatever the
+            # planner's statistics say: during a first big sync the table
+            # grows far past what they describe, and a hash join over all the
+            # integration's records per page would make the sync quadratic.
             cursor.execute(
-                f"""SELECT r.external_id, r.content_hash, r.deleted,
-                           (r.seen_session_id = %s OR EXISTS (
-                               SELECT 1 FROM {SEEN} s WHERE s.session_id = %s AND s.external_id = r.external_id))
+                f"""SELECT r.external_id, r.content_hash, r.deleted, (r.seen_session_id = %s OR s.hit IS NOT NULL)
                     FROM unnest(%s::text[]) AS ids(external_id)
-                    JOIN {RECORDS} r ON r.integration_id = %s AND r.item_type = %s AND r.external_id = ids.external_id""",
-                [session.pk, session.pk, list(external_ids), integration.pk, item_type],
+                    CROSS JOIN LATERAL (
+                        SELECT external_id, content_hash, deleted, seen_session_id FROM {RECORDS}
+                        WHERE integration_id = %s AND item_type = %s AND external_id = ids.external_id LIMIT 1) r
+                    LEFT JOIN LATERAL (
+                        SELECT 1 AS hit FROM {SEEN}
+                        WHERE session_id = %s AND external_id = ids.external_id LIMIT 1) s ON true""",
+                [session.pk, list(external_ids), integration.pk, item_type, session.pk],
             )
         else:
             placeholders = ",".join(["%s"] * len(external_ids))
