@@ -55,6 +55,8 @@ def link_url(token):
 def create_link(integration, *, recipient, created_by=None, now=None, send=True):
     """A new link for the integration; older unused links are revoked. Emails it when send."""
     now = now or timezone.now()
+    if integration.deleted_at:
+        raise machine.IllegalTransition("Cannot send a re-authentication link: the integration is deleted.")
     token = secrets.token_urlsafe(32)
     with transaction.atomic():
         ReauthLink.objects.filter(integration=integration, used_at=None, revoked_at=None).update(revoked_at=now)

@@ -157,7 +157,10 @@ def enter_quality_assurance(integration_id, *, actor, reason, owner=None, due=No
 
 
 def release_quality_assurance(integration_id, *, actor, note, now=None):
-    """Leave QA and queue a sync so the status reflects the vendor again."""
+    """Leave QA and queue a sync so the status reflects the vendor again.
+
+    Returns (integration, session or None, why no session).
+    """
     from integrations.models import SyncSession
     from integrations.sync.starting import SyncRefused, start_sync
 
@@ -168,10 +171,10 @@ def release_quality_assurance(integration_id, *, actor, note, now=None):
         )
     integration.refresh_from_db()
     try:
-        start_sync(integration, kind=SyncSession.Kind.QUICK, trigger=SyncSession.Trigger.STAFF, requested_by=actor)
-    except SyncRefused:
-        pass  # already syncing, or paused: the release itself stands
-    return integration
+        session = start_sync(integration, kind=SyncSession.Kind.QUICK, trigger=SyncSession.Trigger.STAFF, requested_by=actor)
+    except SyncRefused as exc:
+        return integration, None, exc.message  # already syncing, or paused: the release itself stands
+    return integration, session, ""
 
 
 def set_paused(integration_id, paused, *, actor, reason="", now=None):

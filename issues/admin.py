@@ -99,8 +99,8 @@ class SyncIssueAdmin(ReadOnlyAdmin):
     @admin.display(description="records")
     def links(self, obj):
         parts = []
-        if obj.vendor_url:
-            parts.append(format_html('<a href="{}" rel="noopener noreferrer">vendor</a>', obj.vendor_url))
+        if obj.vendor_link:
+            parts.append(format_html('<a href="{}" rel="noopener noreferrer">vendor</a>', obj.vendor_link))
         if obj.record_id:
             parts.append(
                 format_html('<a href="{}">ours</a>', reverse("admin:integrations_syncedrecord_change", args=[obj.record_id]))

@@ -104,6 +104,12 @@ class SyncIssue(models.Model):
         target = self.item_label or self.external_id or "session"
         return f"{self.error_code_id} on {target}"
 
+    @property
+    def vendor_link(self):
+        """The vendor URL if it is http(s): vendor data never becomes a script link."""
+        url = (self.vendor_url or "").strip()
+        return url if url.lower().startswith(("http://", "https://")) else ""
+
 
 class SupportRequest(models.Model):
     class State(models.TextChoices):

@@ -37,6 +37,12 @@ class ProblemRow:
     record_id: int | None = None
 
 
+def safe_url(url):
+    """Only http(s) URLs from vendor data are kept (never javascript: or data:)."""
+    url = (url or "").strip()
+    return url[:500] if url.lower().startswith(("http://", "https://")) else ""
+
+
 def _catalog():
     return {code.code: code for code in ErrorCode.objects.all()}
 
@@ -111,7 +117,7 @@ class IssueRecorder:
                     item_type=self.item_type,
                     external_id=p.external_id,
                     item_label=p.label[:300],
-                    vendor_url=p.vendor_url[:500],
+                    vendor_url=safe_url(p.vendor_url),
                     record_id=p.record_id,
                     message=p.message,
                     details=p.details,

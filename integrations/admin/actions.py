@@ -76,6 +76,11 @@ class ActionSpec:
     def available(self, integration):
         return AVAILABLE[self.name](integration)
 
+    @property
+    def has_page(self):
+        """Asks for something or needs a confirmation: a page before the POST."""
+        return self.form is not None or self.destructive
+
 
 def _sync(kind):
     def perform(integration, user, data):
@@ -101,7 +106,9 @@ def _enter_qa(integration, user, data):
 
 
 def _release_qa(integration, user, data):
-    services.release_quality_assurance(integration.pk, actor=user, note=data["note"])
+    _, session, refusal = services.release_quality_assurance(integration.pk, actor=user, note=data["note"])
+    if session is None:
+        return f"Released from quality assurance; no sync was queued: {refusal}"
     return "Released from quality assurance; a sync was queued."
 
 
@@ -114,8 +121,7 @@ def _pause(paused):
 
 
 def _send_link(integration, user, data):
-    new = reauth.create_link(integration, recipient=data["recipient"], created_by=user)
-    return new
+    return reauth.create_link(integration, recipient=data["recipient"], created_by=user)
 
 
 S = Integration.Status

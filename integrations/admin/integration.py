@@ -168,7 +168,7 @@ class IntegrationAdmin(admin.ModelAdmin):
         if not state:
             return ""
         if state == SyncSession.State.QUEUED:
-            return format_html('<span class="sc-progress">queued</span>')
+            return format_html('<span class="sc-progress">{}</span>', "queued")
         total = obj._sync_total
         progress = f"{obj._sync_seen:,} / {total:,}" if total else f"{obj._sync_seen:,} items"
         return format_html('<span class="sc-progress">syncing {}</span>', progress)

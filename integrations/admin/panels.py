@@ -40,7 +40,7 @@ def _next_sync_line(integration, now):
 
 
 def _alert_line(integration):
-    threshold = settings.ALERT_AFTER_UNSUCCESSFUL
+    threshold = integration.tenant.alert_threshold()
     remaining = threshold - integration.consecutive_unsuccessful
     if remaining > 0:
         return f"{remaining} more unsuccessful sync{'s' if remaining != 1 else ''} until the repeated-failure alert."

@@ -52,6 +52,8 @@ class Field:
 
 
 class Connector:
+    # Templates receive the class itself (for its label and fields).
+    do_not_call_in_templates = True
     key = ""
     label = ""
     item_type = "item"

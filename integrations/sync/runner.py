@@ -60,6 +60,16 @@ def run_session(session_id, *, worker=None):
         logger.info("session %s is not queued any more; nothing to do", session_id)
         return None
     session = SyncSession.objects.select_related("integration", "integration__tenant").get(pk=session_id)
+    integration = session.integration
+    if integration.deleted_at or integration.deactivated_at or integration.credentials_revoked_at:
+        # Queued before someone deleted, deactivated or revoked it: do not
+        # call the vendor on its behalf any more.
+        return finish_session(
+            session_id,
+            state=SyncSession.State.CANCELLED,
+            message=f"Cancelled: the integration became {integration.get_status_display().lower()} while the sync was queued.",
+            worker=worker,
+        )
     return SessionRun(session, worker).run()
 
 

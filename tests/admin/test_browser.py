@@ -1,0 +1,138 @@
+"""One support case in a real browser: Chromium driven by Playwright against the live server.
+
+A Support user opens a failing integration, reads the last session's error
+and advice, sends a re-authentication link; the customer opens the link in a
+fresh browser context (no cookies) and saves the simulator's new key; the
+console then shows the re-authentication's full sync and the new status.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from integrations.models import Integration, ReauthLink, SyncSession
+from issues.models import ErrorCode
+from tests.factories import MembershipFactory, UserFactory
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)"
+)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM),
+        reason=f"Chromium is not installed at {CHROMIUM} (Debian package 'chromium')",
+    ),
+]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_support_sends_a_link_and_the_customer_reauthenticates(
+    live_server, settings, staff_groups, make_integration, sync
+):
+    # Links in the console and in emails point at this server.
+    settings.SITE_URL = live_server.url
+    integration = make_integration("expired-token", name="Pax8 billing")
+    failed = sync(integration)
+    assert integration.status == Integration.Status.AUTH_FAILING
+    advice = ErrorCode.objects.get(code="AUTH_EXPIRED").customer_advice
+    member = MembershipFactory(
+        tenant=integration.tenant,
+        user=UserFactory(username="grace", email="grace@customer.example"),
+        role="admin",
+    )
+    agent = UserFactory(username="sam", is_staff=True)
+    agent.groups.add(staff_groups["Support"])
+    change_url = f"{live_server.url}/admin/integrations/integration/{integration.pk}/change/"
+
+    # Playwright's sync API runs an event loop in this thread while it is
+    # open, and Django refuses ORM calls there: the database is only read
+    # before and after this block (the live server runs in its own thread).
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            drive(browser, live_server.url, change_url, advice=advice, member_email=member.user.email)
+        finally:
+            browser.close()
+
+    integration.refresh_from_db()
+    assert integration.status == Integration.Status.ACTIVE
+    assert integration.get_credentials() == {"api_key": "new-key"}
+    session = SyncSession.objects.filter(integration=integration).exclude(pk=failed.pk).get()
+    assert (session.kind, session.trigger, session.state) == ("full", "reauth", "succeeded")
+    assert ReauthLink.objects.get(integration=integration).used_at is not None
+
+
+def drive(browser, base_url, change_url, *, advice, member_email):
+    """The browser part: the agent's context, then the customer's, then the agent's again.
+
+    The integration page ends up in test-artifacts/admin-integration.png
+    (admin-failure.png holds the agent's page when a step fails).
+    """
+    expect = sync_api.expect
+    console = browser.new_context()
+    page = console.new_page()
+    page.set_default_timeout(15_000)
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        page.goto(f"{base_url}/admin/login/")
+        page.fill("#id_username", "sam")
+        page.fill("#id_password", "password")
+        page.click("input[type=submit]")
+        expect(page.locator("#sc-dashboard")).to_be_visible()
+
+        page.goto(change_url)
+        last_session = page.locator("#sc-last-session")
+        expect(last_session).to_contain_text("AUTH_EXPIRED")
+        expect(last_session).to_contain_text("Credentials expired")
+        expect(last_session.get_by_text(advice)).to_be_hidden()
+        last_session.locator("summary", has_text="Show details").click()
+        expect(last_session.get_by_text(advice)).to_be_visible()
+        expect(page.locator("#sc-why")).to_contain_text("until credentials_invalid if auth keeps failing")
+
+        # It asks for a recipient, so it is a link to the action's page, not a POST.
+        page.get_by_role("link", name="Send re-authentication link").click(timeout=5_000)
+        expect(page.locator("#id_member")).to_be_visible()
+        page.select_option("#id_member", member_email)
+        page.click("input[type=submit][value='Send re-authentication link']")
+        expect(page.locator("#content-main")).to_contain_text("grace@customer.example")
+        url = page.input_value("#sc-reauth-url")
+        assert url.startswith(f"{base_url}/reauth/")
+
+        customer = browser.new_context()  # no cookies: not logged in
+        assert customer.cookies() == []
+        form = customer.new_page()
+        form.set_default_timeout(30_000)
+        form.goto(url)
+        expect(form.locator("h1")).to_have_text("Re-authenticate Pax8 billing")
+        form.fill("#id_api_key", "new-key")
+        form.get_by_role("button", name="Check and save").click()
+        expect(form.locator("h1")).to_have_text("Thank you: the new credentials work")
+        customer.close()
+
+        page.goto(change_url)
+        last_session = page.locator("#sc-last-session")
+        expect(last_session).to_contain_text("Re-authentication")
+        expect(last_session).to_contain_text("Full")
+        expect(last_session).not_to_contain_text("AUTH_EXPIRED")
+        expect(page.locator("#sc-console .sc-badge").first).to_have_text("Active")
+        expect(page.locator("#sc-credentials")).to_contain_text("completed")
+        expect(page.locator("#sc-timeline")).to_contain_text("Re-authentication link used")
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "admin-failure.png"), full_page=True)
+        raise
+    page.screenshot(path=str(ARTIFACTS / "admin-integration.png"), full_page=True)
+    console.close()
