@@ -77,7 +77,9 @@ def figures(result):
         "log_small": small["query_log"]["sql_bytes"] / 2**20,
         "log_big": big["query_log"]["sql_bytes"] / 2**20,
         "vs_naive": first / naive["items_per_s"],
-        "resync_speedup": big["seconds"] / big["resync"]["seconds"],
+        "resync_speedup": big["seconds"] / big["quick_resync"]["seconds"],
+        "full_resync_speedup": big["seconds"] / big["resync"]["seconds"],
+        "quick_resync_s": big["quick_resync"]["seconds"],
         "rss_ratio": big["rss_kib"] / small["rss_kib"],
         "of_ceiling": first / result["ceiling"]["items_per_s"],
     }
@@ -108,6 +110,7 @@ def check(result):
         if hwm and run["rss_kib"] > hwm * 1.05:
             problems.append(f"{what}: ru_maxrss {run['rss_kib']} KiB exceeds VmHWM {hwm} KiB (inherited peak?)")
     expect_sync(problems, "unchanged re-sync", result["big"]["resync"], items, created=0, unchanged=items)
+    expect_sync(problems, "unchanged quick re-sync", result["big"]["quick_resync"], 0, created=0, unchanged=0)
     naive = result["naive"]
     if naive["stored"] != naive_items:
         problems.append(f"naive baseline: {naive['stored']} records stored, expected {naive_items}")
@@ -145,6 +148,8 @@ def print_report(results, args, elapsed):
         [f"Ceiling: fetch + parse {n:,}, no database", *cells(lambda f: rate(f["ceiling"]))],
         [f"First full sync of {n:,}", *cells(lambda f: rate(f["first"]))],
         [f"Unchanged full re-sync of {n:,}", *cells(lambda f: rate(f["resync"]))],
+        [f"Unchanged quick (incremental) re-sync of {n:,}", *cells(lambda f: f"{f['quick_resync_s']:.2f} s")],
+        ["  speed-up of the full re-sync over the first", *cells(lambda f: f"{f['full_resync_speedup']:.2f}x")],
         [f"Naive baseline, one save() per item ({v:,})", *cells(lambda f: rate(f["naive"]))],
         [f"First full sync of {s:,}", *cells(lambda f: rate(f["small"]))],
         [f"Peak RSS, full sync of {s:,}", *cells(lambda f: f"{f['rss_small']:.1f} MiB")],
@@ -162,7 +167,7 @@ def print_report(results, args, elapsed):
          lambda x: f"{x:,.0f}/s"),
         (f"First full sync vs naive >= {TARGET_VS_NAIVE:g}x", "vs_naive", lambda x: x >= TARGET_VS_NAIVE,
          lambda x: f"{x:.2f}x"),
-        (f"Unchanged re-sync >= {TARGET_RESYNC_SPEEDUP:g}x faster", "resync_speedup",
+        (f"Unchanged (quick) re-sync >= {TARGET_RESYNC_SPEEDUP:g}x faster", "resync_speedup",
          lambda x: x >= TARGET_RESYNC_SPEEDUP, lambda x: f"{x:.2f}x"),
         (f"RSS({n // 1000}k) <= {TARGET_RSS_RATIO:g} x RSS({s // 1000}k)", "rss_ratio",
          lambda x: x <= TARGET_RSS_RATIO, lambda x: f"{x:.2f}x"),

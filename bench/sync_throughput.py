@@ -110,13 +110,13 @@ def new_integration(simulator, count, tag):
     )
 
 
-def timed_full_sync(integration, profile=None):
-    """One full sync through the engine; (seconds, finished session)."""
+def timed_full_sync(integration, profile=None, kind="full"):
+    """One sync through the engine (full unless kind says quick); (seconds, finished session)."""
     from integrations.models import SyncSession
     from integrations.sync.runner import run_session
     from integrations.sync.starting import start_sync
 
-    session = start_sync(integration, kind=SyncSession.Kind.FULL, enqueue=False)
+    session = start_sync(integration, kind=kind, enqueue=False)
     profiler = None
     if profile:
         import cProfile
@@ -227,6 +227,10 @@ def run_child(args):
             "analyzed_before": analyzed_before,
             "analyzed_after": planner_statistics(),
         }
+        # The scheduled kind of re-sync: incremental from the stored cursor.
+        reset_queries()
+        seconds, session = timed_full_sync(integration, kind="quick")
+        result["quick_resync"] = {"seconds": seconds, "session": session_summary(session)}
     print(json.dumps(result), flush=True)
 
 
