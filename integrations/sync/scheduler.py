@@ -32,6 +32,14 @@ def due_integrations(now):
     )
 
 
+def enqueue_all(session_ids):
+    """Enqueue each session's task, then record the task ids in one UPDATE."""
+    task_ids = {pk: enqueue_session(pk, save_task_id=False) for pk in session_ids}
+    SyncSession.objects.bulk_update(
+        [SyncSession(pk=pk, task_id=str(task_id)) for pk, task_id in task_ids.items()], ["task_id"], batch_size=1000
+    )
+
+
 def tick(now=None):
     """Queue due integrations; returns the new session ids."""
     now = now or timezone.now()
@@ -59,6 +67,6 @@ def tick(now=None):
             ).values_list("pk", flat=True)
         )
         Integration.objects.filter(pk__in=due).update(next_sync_at=None)
-        transaction.on_commit(lambda: [enqueue_session(pk) for pk in ids])
+        transaction.on_commit(lambda: enqueue_all(ids))
     logger.info("scheduler queued %d session(s) of %d due", len(ids), len(due))
     return ids

@@ -116,11 +116,12 @@ def start_sync(
     return session
 
 
-def enqueue_session(session_id, *, urgent=False):
+def enqueue_session(session_id, *, urgent=False, save_task_id=True):
     """Queue the task that runs a session; a person's syncs go to the urgent cluster."""
     options = {"task_name": f"sync-session-{session_id}", "group": "sync"}
     if urgent:
         options["cluster"] = settings.URGENT_CLUSTER
     task_id = async_task(RUN_SESSION_TASK, session_id, **options)
-    SyncSession.objects.filter(pk=session_id, task_id="").update(task_id=str(task_id))
+    if save_task_id:
+        SyncSession.objects.filter(pk=session_id, task_id="").update(task_id=str(task_id))
     return task_id
