@@ -239,7 +239,7 @@ def test_tick_queues_one_schedule_session_per_due_integration(
     # The tasks go to the broker once the sessions are committed: one callback, every session, not urgent.
     assert len(callbacks) == 1
     enqueued = []
-    monkeypatch.setattr(scheduler, "enqueue_session", lambda pk, urgent=False: enqueued.append((pk, urgent)))
+    monkeypatch.setattr(scheduler, "enqueue_session", lambda pk, urgent=False, **_: enqueued.append((pk, urgent)) or f"task-{pk}")
     callbacks[0]()
     assert sorted(enqueued) == sorted((pk, False) for pk in ids)
 
