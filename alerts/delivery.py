@@ -26,7 +26,13 @@ logger = logging.getLogger(__name__)
 
 SEND_ERRORS = (smtplib.SMTPException, OSError)
 LEASE = timedelta(minutes=5)
-DIGESTIBLE = tuple(r for r in Alert.Rule.values if r != Alert.Rule.QUALITY_ASSURANCE)
+# Alerts that may wait for the tenant's digest. Quality assurance goes to
+# engineering; a recovery and syncs being paused are news that should not wait.
+DIGESTIBLE = tuple(
+    r
+    for r in Alert.Rule.values
+    if r not in (Alert.Rule.QUALITY_ASSURANCE, Alert.Rule.RECOVERED, Alert.Rule.CREDENTIALS_INVALID)
+)
 
 
 def enqueue(alert_id):

@@ -1,16 +1,15 @@
 """Alert rules: which alerts a finished session, a status change or the clock raises.
 
 An Alert row is unique per (integration, rule, streak), the streak being
-named by when it started; raising is `bulk_create(ignore_conflicts=True)`, so
-retries and concurrent workers raise each alert once. Rows are written in
+named by when it started; each is inserted in its own savepoint, so retries
+and concurrent workers raise (and deliver, and announce) each alert once. Rows are written in
 the caller's transaction and delivered after it commits.
 """
 
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from alerts import incidents, webhooks
@@ -96,16 +95,18 @@ def build(integration, rule, streak, now, *, recipients, session=None, reauth_ur
 
 def raise_alerts(alerts):
     """Insert the alerts that are new; queue their delivery after commit. Returns the new ones."""
-    if not alerts:
-        return []
-    Alert.objects.bulk_create(alerts, ignore_conflicts=True)
-    keys = Q()
-    for a in alerts:
-        keys |= Q(integration_id=a.integration_id, rule=a.rule, streak=a.streak)
-    # Read back by key: ignore_conflicts returns no ids, and another worker
-    # may have raised the same alert a moment ago (then it is not ours).
-    stored = list(Alert.objects.filter(keys, created_at__in={a.created_at for a in alerts}))
     from alerts.delivery import enqueue
+
+    stored = []
+    for alert in alerts:
+        # One savepoint each: the unique constraint says who raised it first;
+        # whoever loses queues and emits nothing.
+        try:
+            with transaction.atomic():
+                alert.save(force_insert=True)
+        except IntegrityError:
+            continue
+        stored.append(alert)
 
     for alert in stored:
         if alert.state == Alert.State.PENDING:

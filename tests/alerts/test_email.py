@@ -1,0 +1,342 @@
+"""Alert emails through a real SMTP server (aiosmtpd on loopback).
+
+The syncs are real (simulator over HTTP, inline django-q2 broker), the alert
+is raised in the finishing transaction and delivered after commit; messages
+are counted where they arrive: at the SMTP server.
+"""
+
+import html as htmllib
+import re
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.utils import timezone
+
+from alerts import delivery
+from alerts.models import Alert
+from integrations.models import Integration, IntegrationEvent, SyncSession
+from issues.models import ErrorCode
+
+live = pytest.mark.django_db(transaction=True)
+R = Alert.Rule
+URL_RE = re.compile(r"https?://[^\s<>\"']+")
+HREF_RE = re.compile(r'href="([^"]+)"')
+
+
+def text_links(text):
+    return [u.rstrip(".,);") for u in URL_RE.findall(text)]
+
+
+def html_links(html):
+    return [htmllib.unescape(h) for h in HREF_RE.findall(html)]
+
+
+def site_path(url):
+    assert url.startswith(settings.SITE_URL + "/"), url
+    return url[len(settings.SITE_URL) :]
+
+
+def alerts_of(integration, rule=None):
+    qs = Alert.objects.filter(integration=integration)
+    return qs.filter(rule=rule) if rule else qs
+
+
+# -- repeated failures -----------------------------------------------------------
+
+
+@live
+def test_tenth_consecutive_failure_sends_one_email_and_the_eleventh_none(
+    healthy_then_failing, fail_times, smtp_server, client, staff_user
+):
+    integration = healthy_then_failing()
+    address = integration.tenant.alert_emails
+
+    fail_times(integration, 9)
+    assert smtp_server.messages == []
+    assert not alerts_of(integration).exists()
+
+    (tenth,) = fail_times(integration, 1)
+    assert integration.consecutive_unsuccessful == 10
+    assert len(smtp_server.messages) == 1
+    message = smtp_server.messages[0]
+    assert message.rcpt_tos == [address]
+    assert message.subject == f"[SyncConsole] 10 syncs in a row failed: {integration.name}"
+    alert = alerts_of(integration).get()
+    assert (alert.rule, alert.state, alert.attempts) == (R.REPEATED_FAILURES, Alert.State.SENT, 1)
+    assert alert.streak == integration.unsuccessful_since.isoformat(timespec="seconds")
+    assert alert.sent_at >= tenth.finished_at
+
+    # The email says what happened in plain words, with the catalog's advice.
+    code = ErrorCode.objects.get(pk="VENDOR_UNAVAILABLE")
+    for body in (message.text, message.html):
+        assert integration.name in htmllib.unescape(body)
+        assert integration.tenant.name in htmllib.unescape(body)
+        assert "VENDOR_UNAVAILABLE" in body
+        assert htmllib.unescape(code.customer_advice) in htmllib.unescape(body)
+        assert "What happens next:" in body
+    assert alert.context["portal_url"].startswith(settings.SITE_URL + "/portal/")
+    assert text_links(message.text) == html_links(message.html) == [alert.context["portal_url"]]
+
+    (eleventh,) = fail_times(integration, 1)
+    assert integration.consecutive_unsuccessful == 11
+    assert len(smtp_server.messages) == 1
+    assert alerts_of(integration).count() == 1
+    assert delivery.deliver_due(now=eleventh.finished_at + timedelta(hours=2)) == {"sent": 0, "digests": 0}
+    assert len(smtp_server.messages) == 1
+
+    # On the integration's timeline, once.
+    events = IntegrationEvent.objects.filter(integration=integration, kind=IntegrationEvent.Kind.ALERT_SENT)
+    assert events.count() == 1
+    assert address in events.get().note
+    # And on the staff dashboard.
+    client.force_login(staff_user)
+    page = client.get("/admin/")
+    assert page.status_code == 200
+    assert f"{integration.name}: Repeated failures" in page.content.decode()
+
+
+@live
+def test_recovery_after_an_alerted_streak_sends_one_recovered_email(
+    healthy_then_failing, fail_times, sync, smtp_server, vendor_simulator
+):
+    integration = healthy_then_failing()
+    fail_times(integration, 10)
+    assert len(smtp_server.messages) == 1
+
+    vendor_simulator.control(integration.settings["account"], recover=True)
+    clean = sync(integration, kind=SyncSession.Kind.QUICK)
+    assert clean.state == SyncSession.State.SUCCEEDED
+    assert integration.status == Integration.Status.ACTIVE
+
+    recovered = alerts_of(integration, R.RECOVERED).get()
+    assert recovered.context["failed_in_a_row"] == 10
+    # Sent now, or in the tenant's digest once the window has passed: once either way.
+    later = clean.finished_at + settings.ALERT_DIGEST_WINDOW + timedelta(seconds=1)
+    delivery.deliver_due(now=later)
+    delivery.deliver_due(now=later + timedelta(hours=3))
+    recovered_emails = smtp_server.with_subject("Recovered")
+    assert len(recovered_emails) == 1
+    assert recovered_emails[0].subject == f"[SyncConsole] Recovered: {integration.name}"
+    assert "after 10 unsuccessful sync(s)" in recovered_emails[0].text
+    assert len(smtp_server.messages) == 2
+
+    # Another clean sync is no new recovery.
+    sync(integration, kind=SyncSession.Kind.QUICK)
+    delivery.deliver_due(now=later + timedelta(hours=6))
+    assert alerts_of(integration, R.RECOVERED).count() == 1
+    assert len(smtp_server.messages) == 2
+
+
+@live
+def test_smtp_down_when_the_alert_is_due_then_back_sends_it_once(healthy_then_failing, fail_times, smtp_server):
+    integration = healthy_then_failing()
+    fail_times(integration, 9)
+
+    smtp_server.stop()
+    (tenth,) = fail_times(integration, 1)
+
+    alert = alerts_of(integration).get()
+    assert alert.state == Alert.State.PENDING
+    assert alert.last_error  # e.g. "ConnectionRefusedError: ..."
+    assert alert.sent_at is None
+    assert alert.attempts == 1
+    assert alert.next_attempt_at > tenth.finished_at
+    assert smtp_server.messages == []
+
+    # Still down at the next attempt: still pending, nothing lost.
+    assert delivery.deliver_due(now=alert.next_attempt_at)["sent"] == 0
+    alert.refresh_from_db()
+    assert alert.state == Alert.State.PENDING
+    assert alert.attempts == 2
+    assert alert.last_error
+
+    smtp_server.start()  # a new controller on the same port
+    later = alert.next_attempt_at + timedelta(seconds=1)
+    assert delivery.deliver_due(now=later)["sent"] == 1
+    assert len(smtp_server.messages) == 1
+    assert "10 syncs in a row failed" in smtp_server.messages[0].subject
+    alert.refresh_from_db()
+    assert (alert.state, alert.last_error, alert.sent_at) == (Alert.State.SENT, "", later)
+
+    assert delivery.deliver_due(now=later + timedelta(hours=1)) == {"sent": 0, "digests": 0}
+    assert delivery.deliver(alert.pk, now=later + timedelta(hours=2)) is None
+    assert len(smtp_server.messages) == 1
+    assert IntegrationEvent.objects.filter(integration=integration, kind=IntegrationEvent.Kind.ALERT_SENT).count() == 1
+
+
+# -- credentials -------------------------------------------------------------------
+
+
+@live
+def test_auth_failing_sends_one_alert_with_a_working_reauth_link(
+    make_integration, sync, alert_tenant, vendor_simulator, smtp_server, client
+):
+    integration = make_integration("healthy", tenant=alert_tenant())
+    sync(integration)
+    vendor_simulator.control(integration.settings["account"], api_key="rotated-key")
+
+    failed = sync(integration, kind=SyncSession.Kind.QUICK)
+    assert failed.error_code_id == "AUTH_INVALID"
+    assert integration.status == Integration.Status.AUTH_FAILING
+
+    assert len(smtp_server.messages) == 1
+    message = smtp_server.messages[0]
+    assert message.subject == f"[SyncConsole] Re-authentication needed: {integration.name}"
+    assert message.rcpt_tos == [integration.tenant.alert_emails]
+    assert message.html is not None and message.text is not None
+
+    alert = alerts_of(integration, R.AUTH_FAILING).get()
+    reauth_url, portal_url = alert.context["reauth_url"], alert.context["portal_url"]
+    assert reauth_url.startswith(settings.SITE_URL + "/reauth/")
+    assert portal_url.startswith(settings.SITE_URL + "/portal/")
+    assert text_links(message.text) == html_links(message.html) == [reauth_url, portal_url]
+
+    assert client.get(site_path(portal_url)).status_code in (200, 302)  # the portal asks to log in
+    page = client.get(site_path(reauth_url))
+    assert page.status_code == 200
+
+    # The next auth failure of the same streak sends nothing.
+    sync(integration, kind=SyncSession.Kind.QUICK)
+    assert integration.consecutive_unsuccessful == 2
+    assert len(smtp_server.messages) == 1
+    assert alerts_of(integration, R.AUTH_FAILING).count() == 1
+
+
+@live
+def test_credentials_invalid_goes_to_support_too(make_integration, sync, alert_tenant, vendor_simulator, smtp_server):
+    integration = make_integration("healthy", tenant=alert_tenant())
+    sync(integration)
+    vendor_simulator.control(integration.settings["account"], api_key="rotated-key")
+    first = sync(integration, kind=SyncSession.Kind.QUICK)
+    assert len(smtp_server.messages) == 1  # authentication failing
+
+    since = first.finished_at - settings.CREDENTIALS_INVALID_AFTER
+    Integration.objects.filter(pk=integration.pk).update(auth_failing_since=since)
+    integration.refresh_from_db()
+    again = sync(integration, kind=SyncSession.Kind.QUICK)
+    assert integration.status == Integration.Status.CREDENTIALS_INVALID
+
+    alert = alerts_of(integration, R.CREDENTIALS_INVALID).get()
+    assert settings.SUPPORT_EMAIL in alert.recipients
+    assert integration.tenant.alert_emails in alert.recipients
+    assert alert.context["reauth_url"].startswith(settings.SITE_URL + "/reauth/")
+
+    # Immediately, or in the tenant's digest when the window has passed.
+    delivery.deliver_due(now=again.finished_at + settings.ALERT_DIGEST_WINDOW + timedelta(seconds=1))
+    to_support = smtp_server.to(settings.SUPPORT_EMAIL)
+    assert len(to_support) == 1
+    assert "Syncs paused" in to_support[0].text or "Credentials invalid" in to_support[0].text
+    assert alert.context["reauth_url"] in to_support[0].text
+    assert integration.tenant.alert_emails in to_support[0].rcpt_tos
+
+
+# -- quality assurance -------------------------------------------------------------
+
+
+@live
+def test_quality_assurance_entered_goes_to_engineering_with_the_evidence(
+    make_integration, sync, alert_tenant, smtp_server
+):
+    integration = make_integration("outage", tenant=alert_tenant())
+    first = sync(integration)
+    assert first.state == SyncSession.State.FAILED
+    assert integration.status == Integration.Status.QUALITY_ASSURANCE
+
+    to_engineering = smtp_server.to(settings.ENGINEERING_EMAIL)
+    assert len(to_engineering) == 1
+    message = to_engineering[0]
+    assert message.rcpt_tos == [settings.ENGINEERING_EMAIL]
+    assert message.subject == f"[SyncConsole] Quality assurance: {integration.name} ({integration.tenant.name})"
+    evidence = f"First sync: session {first.pk}, failed, {first.items_seen} items seen"
+    assert evidence in message.text
+    assert evidence in message.html
+    assert "VENDOR_UNAVAILABLE" in message.text
+    assert alerts_of(integration, R.QUALITY_ASSURANCE).get().context["evidence"]["session_id"] == first.pk
+    # The tenant is not told about the engineering review.
+    assert smtp_server.to(integration.tenant.alert_emails) == []
+
+
+# -- digest --------------------------------------------------------------------------
+
+
+@live
+def test_a_tenant_with_three_integrations_alerting_gets_one_email_then_one_digest(
+    make_integration, sync, alert_tenant, vendor_simulator, smtp_server
+):
+    tenant = alert_tenant()
+    integrations = [make_integration("healthy", tenant=tenant, name=f"Digest {i}") for i in range(3)]
+    for integration in integrations:
+        sync(integration)
+        vendor_simulator.control(integration.settings["account"], api_key="rotated-key")
+    sessions = [sync(integration, kind=SyncSession.Kind.QUICK) for integration in integrations]
+    assert [s.error_code_id for s in sessions] == ["AUTH_INVALID"] * 3
+
+    assert len(smtp_server.messages) == 1
+    assert smtp_server.messages[0].subject == "[SyncConsole] Re-authentication needed: Digest 0"
+    states = [alerts_of(i, R.AUTH_FAILING).get().state for i in integrations]
+    assert states == [Alert.State.SENT, Alert.State.DIGEST, Alert.State.DIGEST]
+
+    # Not before the window has passed.
+    first_sent = alerts_of(integrations[0]).get().sent_at
+    assert delivery.deliver_due(now=first_sent + settings.ALERT_DIGEST_WINDOW / 2)["digests"] == 0
+    assert len(smtp_server.messages) == 1
+
+    later = first_sent + settings.ALERT_DIGEST_WINDOW + timedelta(seconds=1)
+    assert delivery.deliver_due(now=later)["digests"] == 1
+    assert len(smtp_server.messages) == 2
+    digest = smtp_server.messages[1]
+    assert digest.subject == f"[SyncConsole] 2 alerts for {tenant.name}"
+    assert digest.rcpt_tos == [tenant.alert_emails]
+    for body in (digest.text, digest.html):
+        assert "Digest 0" not in body
+        assert "Digest 1" in body and "Digest 2" in body
+    assert text_links(digest.text) == html_links(digest.html)
+    assert len(text_links(digest.text)) == 4  # a re-auth and a portal link each
+    assert [alerts_of(i).get().state for i in integrations] == [Alert.State.SENT] * 3
+
+    assert delivery.deliver_due(now=later + settings.ALERT_DIGEST_WINDOW * 3) == {"sent": 0, "digests": 0}
+    assert len(smtp_server.messages) == 2
+
+
+# -- test emails --------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_admin_test_email_page_sends_to_the_smtp_server(client, staff_user, smtp_server):
+    client.force_login(staff_user)
+    url = "/admin/alerts/alert/test-email/"
+    assert client.get(url).status_code == 200
+
+    response = client.post(url, {"recipient": "check@example.com"})
+    assert response.status_code == 200
+    assert "Test email sent to check@example.com" in response.content.decode()
+    (message,) = smtp_server.messages
+    assert message.rcpt_tos == ["check@example.com"]
+    assert message.subject == "[SyncConsole] Test email"
+    assert message.text and message.html
+    assert text_links(message.text) == html_links(message.html)
+
+    smtp_server.stop()
+    failed = client.post(url, {"recipient": "check@example.com"})
+    assert failed.status_code == 502
+    assert len(smtp_server.messages) == 1
+
+
+@pytest.mark.django_db
+def test_admin_test_email_page_refuses_a_bad_address(client, staff_user, smtp_server):
+    client.force_login(staff_user)
+    assert client.post("/admin/alerts/alert/test-email/", {"recipient": "not an address"}).status_code == 400
+    assert smtp_server.messages == []
+
+
+@pytest.mark.django_db
+def test_send_test_email_command_delivers_to_the_smtp_server(smtp_server):
+    out = StringIO()
+    call_command("send_test_email", "cli@example.com", stdout=out)
+    assert "Test email sent to cli@example.com" in out.getvalue()
+    (message,) = smtp_server.messages
+    assert message.rcpt_tos == ["cli@example.com"]
+    assert message.html and message.text
