@@ -1,0 +1,52 @@
+"""The alerts no session triggers: credentials about to expire, no success for too long."""
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from alerts.models import Alert
+from alerts.rules import check_clock_rules
+from integrations.models import Integration
+from tests.factories import IntegrationFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def tenant(alert_tenant, error_catalog):
+    return alert_tenant()
+
+
+def test_credentials_expiring_within_the_warning_is_alerted_once(tenant):
+    now = timezone.now()
+    soon = IntegrationFactory(tenant=tenant, status="active", credentials={"api_key": "k"})
+    Integration.objects.filter(pk=soon.pk).update(credentials_expire_at=now + timedelta(days=6))
+    later = IntegrationFactory(tenant=tenant, status="active", credentials={"api_key": "k"})
+    Integration.objects.filter(pk=later.pk).update(credentials_expire_at=now + timedelta(days=30))
+
+    raised = check_clock_rules(now)
+    assert [(a.integration_id, a.rule) for a in raised] == [(soon.pk, Alert.Rule.CREDENTIALS_EXPIRING)]
+    assert raised[0].context["days_left"] == 6
+    assert raised[0].context["reauth_url"].startswith("http")
+    assert check_clock_rules(now + timedelta(hours=1)) == []
+    assert Alert.objects.filter(rule=Alert.Rule.CREDENTIALS_EXPIRING).count() == 1
+    assert len(mail.outbox) == 1 and "expire" in mail.outbox[0].subject.lower()
+
+
+def test_stale_after_three_intervals_and_the_tenant_override(tenant, alert_tenant):
+    now = timezone.now()
+    stale = IntegrationFactory(tenant=tenant, status="active", sync_interval=timedelta(hours=1))
+    fresh = IntegrationFactory(tenant=tenant, status="active", sync_interval=timedelta(hours=1))
+    failing = IntegrationFactory(tenant=tenant, status="failing", sync_interval=timedelta(hours=1))
+    Integration.objects.filter(pk__in=[stale.pk, failing.pk]).update(last_success_at=now - timedelta(hours=4))
+    Integration.objects.filter(pk=fresh.pk).update(last_success_at=now - timedelta(hours=2))
+
+    patient = alert_tenant(stale_after_intervals=10)
+    tolerated = IntegrationFactory(tenant=patient, status="active", sync_interval=timedelta(hours=1))
+    Integration.objects.filter(pk=tolerated.pk).update(last_success_at=now - timedelta(hours=4))
+
+    raised = check_clock_rules(now)
+    assert {(a.integration_id, a.rule) for a in raised} == {(stale.pk, Alert.Rule.STALE)}
+    assert check_clock_rules(now + timedelta(minutes=5)) == []
