@@ -56,8 +56,16 @@ def api_view(methods):
     return decorator
 
 
+def whole_number(text, *, digits=18):
+    """The int of a plain ASCII number, else None ('²'.isdigit() is True, int('²') fails)."""
+    text = str(text)
+    if not (0 < len(text) <= digits and text.isascii() and text.isdigit()):
+        return None
+    return int(text)
+
+
 def _integration_or_404(request, integration_id):
-    if not str(integration_id).isdigit() or len(str(integration_id)) > 18:
+    if whole_number(integration_id) is None:
         return None
     return selectors.integrations_for_tenant(request.tenant).filter(pk=int(integration_id)).first()
 
@@ -145,12 +153,12 @@ def integration_issues(request, integration_id):
     integration = _integration_or_404(request, integration_id)
     if integration is None:
         return not_found(integration_id)
-    raw_limit = request.GET.get("limit", "50")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+    limit = whole_number(request.GET.get("limit", "50"), digits=4)
+    if limit is None or not 1 <= limit <= MAX_LIMIT:
         return error(400, "bad_request", f"'limit' must be a whole number from 1 to {MAX_LIMIT}.")
     try:
         qs = selectors.filtered_issues(integration, request.GET)
-        rows, next_cursor = pagination.page_by_last_seen(qs, request.GET.get("after", ""), int(raw_limit))
+        rows, next_cursor = pagination.page_by_last_seen(qs, request.GET.get("after", ""), limit)
     except (selectors.BadFilter, pagination.BadCursor) as exc:
         return error(400, "bad_request", str(exc))
     return JsonResponse({"issues": [issue_json(i) for i in rows], "next": next_cursor})
@@ -185,9 +193,15 @@ def integration_sync(request, integration_id):
     return JsonResponse({"session": session_json(session)}, status=202)
 
 
+@csrf_exempt
 def unknown_path(request):
     return error(404, "not_found", "No such API endpoint; see /api/v1/openapi.json.")
 
 
+@csrf_exempt
 def openapi(request):
+    if request.method not in ("GET", "HEAD"):
+        response = error(405, "method_not_allowed", "Use GET here.")
+        response["Allow"] = "GET"
+        return response
     return JsonResponse(document(request.build_absolute_uri("/api/v1/")))

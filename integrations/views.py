@@ -229,7 +229,7 @@ def issues_tab(request, integration_id):
     open_requests = {
         r.issue_id: r
         for r in SupportRequest.objects.filter(issue__in=[r.pk for r in rows], user__membership__tenant=request.tenant)
-        .order_by("issue_id", "-created_at")
+        .order_by("issue_id", "created_at")  # the latest request of each issue wins
     }
     query = params.copy()
     query.pop("after", None)
@@ -332,7 +332,7 @@ def api_keys(request):
     if request.method == "POST":
         if "revoke" in request.POST:
             key_id = request.POST.get("revoke", "")
-            if not key_id.isdigit():
+            if not (key_id.isascii() and key_id.isdigit() and len(key_id) <= 18):
                 raise Http404("No such key.")
             key = get_object_or_404(ApiKey, pk=int(key_id), tenant=request.tenant)
             if services.revoke_api_key(key, actor=request.user):
@@ -397,7 +397,7 @@ def webhooks(request):
     if request.method == "POST":
         if "delete" in request.POST:
             endpoint_id = request.POST.get("delete", "")
-            if not endpoint_id.isdigit():
+            if not (endpoint_id.isascii() and endpoint_id.isdigit() and len(endpoint_id) <= 18):
                 raise Http404("No such endpoint.")
             get_object_or_404(WebhookEndpoint, pk=int(endpoint_id), tenant=request.tenant).delete()
             messages.success(request, "Endpoint removed.")
