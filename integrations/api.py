@@ -9,6 +9,7 @@ Described by the OpenAPI document at `/api/v1/openapi.json`.
 import json
 from functools import wraps
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -170,9 +171,13 @@ def integration_sync(request, integration_id):
     if integration is None:
         return not_found(integration_id)
     kind = SyncSession.Kind.QUICK
-    if request.body:
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        return error(413, "body_too_large", "The request body is too large; send at most a small JSON object.")
+    if raw:
         try:
-            body = json.loads(request.body)
+            body = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             return error(400, "bad_json", "The request body is not valid JSON.")
         if not isinstance(body, dict):

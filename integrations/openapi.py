@@ -199,6 +199,7 @@ def document(server_url):
                         },
                         "400": _error_response("The body is not valid JSON or names an unknown kind."),
                         "409": _error_response("A sync is already queued or running (its session is included)."),
+                        "413": _error_response("The request body is too large."),
                         "422": _error_response("The integration's status does not allow a sync now."),
                         **auth_errors,
                     },

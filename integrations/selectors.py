@@ -125,6 +125,8 @@ class BadFilter(ValueError):
 
 def filtered_issues(integration, params):
     """The integration's issues filtered by the query parameters; BadFilter on unknown values."""
+    if any("\x00" in str(params.get(name, "")) for name in ISSUE_FILTERS):
+        raise BadFilter("Filters cannot contain NUL characters.")
     qs = SyncIssue.objects.filter(integration=integration).select_related("error_code")
     code = params.get("code", "")
     if code:

@@ -246,8 +246,16 @@ def deactivate_idle_development(now=None):
     )
     done = []
     for tenant in idle_tenants:
+        from django.db.models import Exists, OuterRef
+
+        recently_reactivated = IntegrationEvent.objects.filter(
+            integration=OuterRef("pk"), kind=IntegrationEvent.Kind.REACTIVATED, created_at__gte=cutoff
+        )
+        # A reactivation by a person starts a new grace period.
         ids = list(
-            Integration.objects.filter(tenant=tenant, deactivated_at=None, deleted_at=None).values_list("pk", flat=True)
+            Integration.objects.filter(tenant=tenant, deactivated_at=None, deleted_at=None)
+            .exclude(Exists(recently_reactivated))
+            .values_list("pk", flat=True)
         )
         names = []
         for pk in ids:

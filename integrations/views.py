@@ -166,8 +166,20 @@ def reauthenticate(request, integration_id):
     except reauth.CredentialsRejected as exc:
         context.update(form=credentials_form(connector_class), rejected=exc.message)
         return render(request, "portal/reauth.html", context, status=400)
-    reauth.save_credentials(integration, credentials, actor=request.user, note="New credentials saved in the portal.")
-    messages.success(request, "The vendor accepted the new credentials. A full sync has started.")
+    session = reauth.save_credentials(integration, credentials, actor=request.user, note="New credentials saved in the portal.")
+    if session is not None and session.trigger == SyncSession.Trigger.REAUTH:
+        messages.success(request, "The vendor accepted the new credentials. A full sync has started.")
+    elif session is not None:
+        messages.success(
+            request,
+            "The vendor accepted the new credentials. A sync that started earlier is still running; "
+            "the next sync uses the new credentials.",
+        )
+    else:
+        integration.refresh_from_db()
+        messages.success(
+            request, f"The vendor accepted the new credentials. No sync could start now: {_sync_refusal_text(integration) or 'see the status above'}."
+        )
     return redirect("portal:general", integration.pk)
 
 

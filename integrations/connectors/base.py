@@ -137,4 +137,4 @@ def connector_keys():
 def _load_builtin():
     # Imported here so that registering happens on first use, not at import
     # of the models.
-    from integrations.connectors import rest, simulator  # noqa: F401
+    from integrations.connectors import carddav, rest, simulator  # noqa: F401

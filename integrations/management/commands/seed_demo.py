@@ -2,8 +2,10 @@
 
 Every integration reaches its status through real syncs against the running
 vendor simulator (`manage.py vendor_simulator`), through the engine and the
-status machine, plus the staff actions a person would take. Idempotent: an
-integration that exists already is left as it is.
+status machine, plus the staff actions a person would take. With
+--carddav-url, Acme also gets a CardDAV integration on a Radicale address
+book (which `make demo` starts) holding a few contacts without a last name.
+Idempotent: an integration that exists already is left as it is.
 """
 
 from datetime import timedelta
@@ -46,6 +48,36 @@ INTEGRATIONS = [
 ]
 
 
+# The CardDAV integration: (tenant, name, address book, how to reach the status).
+CARDDAV_INTEGRATION = ("acme", "Mailbox contacts", "contacts", "warnings")
+
+# (UID, given name, last name, emails): three without a last name, one invalid
+# email, one email on two contacts.
+CARDDAV_CONTACTS = [
+    ("demo-ada", "Ada", "Lovelace", ["ada@acme.example"]),
+    ("demo-alan", "Alan", "Turing", ["alan@acme.example"]),
+    ("demo-grace", "Grace", "", ["grace@acme.example"]),
+    ("demo-linus", "Linus", "", ["linus@acme.example"]),
+    ("demo-margaret", "Margaret", "", []),
+    ("demo-edsger", "Edsger", "Dijkstra", ["edsger(at)acme.example"]),
+    ("demo-barbara", "Barbara", "Liskov", ["barbara@acme.example"]),
+    ("demo-liskov-work", "Barbara", "Liskov", ["barbara@acme.example"]),
+]
+
+ADDRESSBOOK_MKCOL = """<?xml version="1.0" encoding="utf-8"?>
+<d:mkcol xmlns:d="DAV:" xmlns:cr="urn:ietf:params:xml:ns:carddav"><d:set><d:prop>
+<d:resourcetype><d:collection/><cr:addressbook/></d:resourcetype>
+<d:displayname>Mailbox contacts</d:displayname>
+</d:prop></d:set></d:mkcol>"""
+
+
+def demo_vcard(uid, given, family, emails):
+    lines = ["BEGIN:VCARD", "VERSION:3.0", f"UID:{uid}", f"FN:{' '.join(p for p in (given, family) if p)}"]
+    lines += [f"N:{family};{given};;;", "ORG:Acme Managed Services"]
+    lines += [f"EMAIL;TYPE=INTERNET:{email}" for email in emails]
+    return "\r\n".join([*lines, "END:VCARD"]) + "\r\n"
+
+
 class Command(BaseCommand):
     help = (
         "Load demo data through real syncs against the vendor simulator (start it first: "
@@ -54,6 +86,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--simulator-url", default=settings.VENDOR_SIMULATOR_URL)
+        parser.add_argument(
+            "--carddav-url",
+            default="",
+            help="a CardDAV server (Radicale) for the CardDAV integration; without it, that one is skipped",
+        )
+        parser.add_argument("--carddav-user", default="demo")
+        parser.add_argument("--carddav-password", default="demo")
 
     def handle(self, *args, **options):
         self.simulator = options["simulator_url"].rstrip("/")
@@ -64,6 +103,10 @@ class Command(BaseCommand):
                 f"The vendor simulator does not answer at {self.simulator}. Start it with "
                 "`python manage.py vendor_simulator --port 8765` (make demo does)."
             ) from None
+        self.carddav = options["carddav_url"].rstrip("/")
+        self.carddav_auth = (options["carddav_user"], options["carddav_password"])
+        if self.carddav:
+            self.check_carddav()
         self.admin = self.ensure_users()
         tenants = {}
         for slug, name, environment, alert_emails in TENANTS:
@@ -93,6 +136,8 @@ class Command(BaseCommand):
             self.stdout.write(f"  {tenant.name} / {name}: {integration.status}")
             if integration.status != target:
                 raise CommandError(f"{name} ended {integration.status}, expected {target}.")
+        if self.carddav:
+            self.seed_carddav(tenants)
 
     # -- people --------------------------------------------------------------
 
@@ -126,6 +171,76 @@ class Command(BaseCommand):
         run_session(session.pk)
         session.refresh_from_db()
         return session
+
+    # -- the CardDAV integration ----------------------------------------------
+
+    def check_carddav(self):
+        try:
+            response = requests.request(
+                "PROPFIND", f"{self.carddav}/", headers={"Depth": "0"}, auth=self.carddav_auth, timeout=5
+            )
+        except requests.RequestException:
+            response = None
+        if response is None or response.status_code >= 500:
+            raise CommandError(
+                f"The CardDAV server does not answer at {self.carddav}. Start Radicale "
+                "(`python -m radicale --config var/radicale/config`; make demo does)."
+            )
+        if response.status_code == 401:
+            raise CommandError(
+                f"The CardDAV server at {self.carddav} refuses the user {self.carddav_auth[0]!r} (401)."
+            )
+
+    def seed_carddav(self, tenants):
+        slug, name, book, target = CARDDAV_INTEGRATION
+        tenant = tenants[slug]
+        book_url = f"{self.carddav}/{self.carddav_auth[0]}/{book}/"
+        self.fill_addressbook(book_url)
+        if Integration.objects.filter(tenant=tenant, name=name).exists():
+            return
+        integration = create_integration(
+            tenant,
+            "carddav",
+            name,
+            settings={"addressbook": book, "mark_source_items": True},
+            credentials={
+                "url": f"{self.carddav}/",
+                "username": self.carddav_auth[0],
+                "password": self.carddav_auth[1],
+            },
+            actor=self.admin,
+            queue_first_sync=False,
+        )
+        getattr(self, f"reach_{target}")(integration, book)
+        integration.refresh_from_db()
+        self.stdout.write(f"  {tenant.name} / {name}: {integration.status}")
+        if integration.status != target:
+            raise CommandError(f"{name} ended {integration.status}, expected {target}.")
+
+    def fill_addressbook(self, book_url):
+        """Create the address book and its contacts where they are missing (never overwrites one)."""
+        found = requests.request("PROPFIND", book_url, headers={"Depth": "0"}, auth=self.carddav_auth, timeout=10)
+        if found.status_code == 404:
+            created = requests.request(
+                "MKCOL",
+                book_url,
+                data=ADDRESSBOOK_MKCOL.encode(),
+                headers={"Content-Type": "application/xml; charset=utf-8"},
+                auth=self.carddav_auth,
+                timeout=10,
+            )
+            if created.status_code != 201:
+                raise CommandError(f"Could not create the address book {book_url}: HTTP {created.status_code}.")
+        for uid, given, family, emails in CARDDAV_CONTACTS:
+            response = requests.put(
+                f"{book_url}{uid}.vcf",
+                data=demo_vcard(uid, given, family, emails).encode(),
+                headers={"Content-Type": "text/vcard; charset=utf-8", "If-None-Match": "*"},
+                auth=self.carddav_auth,
+                timeout=10,
+            )
+            if response.status_code not in (201, 204, 412):  # 412: the contact is there already
+                raise CommandError(f"Could not store contact {uid} in {book_url}: HTTP {response.status_code}.")
 
     # -- one method per status -----------------------------------------------
 
