@@ -3,9 +3,11 @@
 Starts one vendor simulator, runs bench/sync_throughput.py once per backend
 (each in its own process, on a database of its own), then prints the figures
 and the ratios against the targets. The targets apply to PostgreSQL; the
-SQLite figures are informational. The exit status is 1 when a PostgreSQL
-target is missed, a backend could not be measured, or a sync did not do what
-it should (wrong counts, unsuccessful session).
+SQLite figures are informational. Then bench/carddav_throughput.py measures a
+CardDAV sync from a local Radicale against Radicale alone (--carddav-contacts
+0 skips it). The exit status is 1 when a PostgreSQL target is missed, a
+backend could not be measured, or a sync did not do what it should (wrong
+counts, unsuccessful session).
 """
 
 import argparse
@@ -21,6 +23,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 WORKER = Path(__file__).resolve().parent / "sync_throughput.py"
+CARDDAV_WORKER = Path(__file__).resolve().parent / "carddav_throughput.py"
 POSTGRES_SCHEMES = ("postgres", "postgresql", "pgsql", "psql")
 LABELS = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 
@@ -220,6 +223,50 @@ def print_report(results, args, elapsed):
     return failed
 
 
+def run_carddav(contacts):
+    """bench/carddav_throughput.py in its own process (its own Radicale and SQLite database)."""
+    env = dict(os.environ)
+    env.pop("DATABASE_URL", None)
+    command = [sys.executable, str(CARDDAV_WORKER), "--contacts", str(contacts)]
+    completed = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    lines = completed.stdout.strip().splitlines()
+    if completed.returncode != 0 or not lines:
+        return {"error": f"exited with status {completed.returncode}"}
+    return json.loads(lines[-1])
+
+
+def print_carddav(result, contacts):
+    """Print the CardDAV figures; True when they could not be measured or the sync went wrong."""
+    print()
+    print(f"CardDAV: first full sync of {contacts:,} contacts from a local Radicale (SQLite)")
+    if "error" in result:
+        print(f"CardDAV: NOT MEASURED, the benchmark {result['error']} (see its output above).")
+        return True
+    session = result["session"]
+    table([
+        ["Engine: discovery, listing, multiget pages, vCard parsing, rules, writes",
+         f"{result['contacts_per_s']:,.0f} contacts/s", f"{result['seconds']:.2f} s"],
+        [f"Radicale alone: the same {result['requests']} requests, answers read, not parsed",
+         f"{result['radicale_contacts_per_s']:,.0f} contacts/s", f"{result['radicale_seconds']:.2f} s"],
+        ["Engine time / Radicale time", f"{result['ratio']:.2f}x", ""],
+    ], [72, 18, 9])
+    problems = []
+    if session["state"] != "succeeded":
+        problems.append(f"session ended {session['state']} {session['error_code']} {session['error_message']}")
+    for counter in ("items_seen", "items_created"):
+        if session[counter] != contacts:
+            problems.append(f"{counter}={session[counter]}, expected {contacts}")
+    if result["records"] != contacts:
+        problems.append(f"{result['records']} records stored, expected {contacts}")
+    if problems:
+        print("CardDAV checks: FAILED")
+        for problem in problems:
+            print(f"  - {problem}")
+        return True
+    print(f"CardDAV checks: ok (the sync succeeded; {contacts:,} contacts seen, created and stored)")
+    return False
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=100_000, help="items of the big sync (default 100000)")
@@ -231,6 +278,8 @@ def main(argv=None):
                         help="print cProfile of the big syncs on stderr (slows them: figures are then not comparable)")
     parser.add_argument("--no-query-log", action="store_true",
                         help="diagnostic: turn off Django's DEBUG query log in the syncs (DEBUG stays 1 otherwise)")
+    parser.add_argument("--carddav-contacts", type=int, default=5000,
+                        help="contacts of the CardDAV (Radicale) sync (default 5000; 0 skips it)")
     args = parser.parse_args(argv)
 
     os.environ["DJANGO_SETTINGS_MODULE"] = "syncconsole.settings"
@@ -261,6 +310,8 @@ def main(argv=None):
     finally:
         simulator.cleanup()
     failed = print_report(results, args, time.monotonic() - started)
+    if args.carddav_contacts:
+        failed = print_carddav(run_carddav(args.carddav_contacts), args.carddav_contacts) or failed
     return 1 if failed else 0
 
 

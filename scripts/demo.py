@@ -1,8 +1,9 @@
-"""`make demo`: migrate, start the vendor simulator, seed, then serve.
+"""`make demo`: migrate, start the vendor simulator and Radicale, seed, then serve.
 
-Starts the vendor simulator, the web server, a qcluster for scheduled work
-and a second one (Q_CLUSTER_NAME=urgent) for syncs people ask for; prints
-the URLs and logins; Ctrl-C stops them all.
+Starts the vendor simulator, a Radicale CardDAV server (its configuration,
+users and address books under var/radicale/), the web server, a qcluster for
+scheduled work and a second one (Q_CLUSTER_NAME=urgent) for syncs people ask
+for; prints the URLs and logins; Ctrl-C stops them all.
 """
 
 import os
@@ -21,6 +22,10 @@ HOST = os.environ.get("DEMO_HOST", "127.0.0.1")
 WEB_PORT = int(os.environ.get("DEMO_PORT", "8000"))
 SIMULATOR_PORT = int(os.environ.get("SIMULATOR_PORT", "8765"))
 SIMULATOR_URL = f"http://127.0.0.1:{SIMULATOR_PORT}"
+RADICALE_PORT = int(os.environ.get("RADICALE_PORT", "5232"))
+RADICALE_URL = f"http://127.0.0.1:{RADICALE_PORT}"
+RADICALE_DIR = ROOT / "var" / "radicale"
+CARDDAV_USER, CARDDAV_PASSWORD = "demo", "demo"
 
 
 def port_free(port):
@@ -41,6 +46,45 @@ def signal_group(process, sig):
         pass
 
 
+def start_radicale():
+    """Radicale on RADICALE_PORT with one htpasswd user; its data stays in var/radicale/ between demos."""
+    from passlib.hash import sha256_crypt  # Radicale's own dependency
+
+    RADICALE_DIR.mkdir(parents=True, exist_ok=True)
+    users = RADICALE_DIR / "users"
+    users.write_text(f"{CARDDAV_USER}:{sha256_crypt.using(rounds=5000).hash(CARDDAV_PASSWORD)}\n")
+    config = RADICALE_DIR / "config"
+    config.write_text(
+        f"""[server]
+hosts = 127.0.0.1:{RADICALE_PORT}
+
+[auth]
+type = htpasswd
+htpasswd_filename = {users}
+htpasswd_encryption = sha256
+
+[rights]
+type = owner_only
+
+[storage]
+filesystem_folder = {RADICALE_DIR / "collections"}
+
+[logging]
+level = warning
+"""
+    )
+    with open(RADICALE_DIR / "radicale.log", "ab") as log:
+        # Its own process group, like the others, so that stopping it stops it all.
+        return subprocess.Popen(
+            [PYTHON, "-m", "radicale", "--config", str(config)],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+
+
 def wait_for(url, seconds=30):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -57,9 +101,11 @@ def main():
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     env = {**os.environ, "VENDOR_SIMULATOR_URL": SIMULATOR_URL, "PYTHONUNBUFFERED": "1"}
-    for port in (WEB_PORT, SIMULATOR_PORT):
+    for port in (WEB_PORT, SIMULATOR_PORT, RADICALE_PORT):
         if not port_free(port):
-            sys.exit(f"Port {port} is in use: stop what runs there (or set DEMO_PORT / SIMULATOR_PORT).")
+            sys.exit(
+                f"Port {port} is in use: stop what runs there (or set DEMO_PORT / SIMULATOR_PORT / RADICALE_PORT)."
+            )
 
     subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
     processes = []
@@ -79,8 +125,12 @@ def main():
         processes.append(manage("vendor_simulator", "--port", str(SIMULATOR_PORT), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         if not wait_for(f"{SIMULATOR_URL}/health"):
             sys.exit("The vendor simulator did not start.")
-        print("Loading demo data through real syncs against the vendor simulator...", flush=True)
-        subprocess.run([PYTHON, "manage.py", "seed_demo"], cwd=ROOT, env=env, check=True)
+        processes.append(start_radicale())
+        if not wait_for(f"{RADICALE_URL}/"):
+            sys.exit(f"Radicale did not start; see {RADICALE_DIR / 'radicale.log'}.")
+        print("Loading demo data through real syncs against the vendor simulator and Radicale...", flush=True)
+        carddav = ["--carddav-url", RADICALE_URL, "--carddav-user", CARDDAV_USER, "--carddav-password", CARDDAV_PASSWORD]
+        subprocess.run([PYTHON, "manage.py", "seed_demo", *carddav], cwd=ROOT, env=env, check=True)
         processes.append(manage("runserver", "--noreload", f"{HOST}:{WEB_PORT}", env=env))
         processes.append(manage("qcluster", env=env))
         processes.append(manage("qcluster", env={**env, "Q_CLUSTER_NAME": "urgent"}))
@@ -93,8 +143,9 @@ SyncConsole demo is running.
   Support console   http://{HOST}:{WEB_PORT}/admin/     login admin / admin
   Customer user     customer / customer (tenant admin of Acme), viewer / viewer
   Vendor simulator  {SIMULATOR_URL}/health
+  CardDAV server    {RADICALE_URL}/  login {CARDDAV_USER} / {CARDDAV_PASSWORD} (Radicale)
 
-Press Ctrl-C to stop the web server, the simulator and the workers.
+Press Ctrl-C to stop the web server, the simulator, Radicale and the workers.
 """,
             flush=True,
         )
