@@ -42,6 +42,28 @@ class AccountMappingInline(admin.TabularInline):
         return False
 
 
+FACT_FIELDS = (
+    "status",
+    "status_changed_at",
+    "status_reason",
+    "last_outcome",
+    "last_outcome_at",
+    "last_error_code",
+    "consecutive_unsuccessful",
+    "unsuccessful_since",
+    "auth_failing_since",
+    "quality_assurance_since",
+    "deactivated_at",
+    "deleted_at",
+    "first_sync_finished_at",
+    "mapping_complete",
+    "sync_cursor",
+    "next_sync_at",
+    "paused",
+    "paused_reason",
+)
+
+
 def _bulk_action(spec):
     def action(modeladmin, request, queryset):
         return modeladmin.run_bulk_action(request, queryset, spec)
@@ -74,54 +96,10 @@ class IntegrationAdmin(admin.ModelAdmin):
     actions = [_bulk_action(spec) for spec in staff_actions.ACTIONS.values() if spec.bulk]
     fieldsets = (
         (None, {"fields": ("tenant", "name", "connector", "kind", "settings", "sync_interval")}),
-        (
-            "Facts behind the status",
-            {
-                "classes": ("collapse",),
-                "fields": (
-                    "status",
-                    "status_changed_at",
-                    "status_reason",
-                    "last_outcome",
-                    "last_outcome_at",
-                    "last_error_code",
-                    "consecutive_unsuccessful",
-                    "unsuccessful_since",
-                    "auth_failing_since",
-                    "quality_assurance_since",
-                    "deactivated_at",
-                    "deleted_at",
-                    "first_sync_finished_at",
-                    "mapping_complete",
-                    "sync_cursor",
-                    "next_sync_at",
-                    "paused",
-                    "paused_reason",
-                ),
-            },
-        ),
+        ("Facts behind the status", {"classes": ("collapse",), "fields": FACT_FIELDS}),
     )
-    readonly_fields = (
-        "connector",
-        "status",
-        "status_changed_at",
-        "status_reason",
-        "last_outcome",
-        "last_outcome_at",
-        "last_error_code",
-        "consecutive_unsuccessful",
-        "unsuccessful_since",
-        "auth_failing_since",
-        "quality_assurance_since",
-        "deactivated_at",
-        "deleted_at",
-        "first_sync_finished_at",
-        "mapping_complete",
-        "sync_cursor",
-        "next_sync_at",
-        "paused",
-        "paused_reason",
-    )
+    # The facts change only through the status machine and the actions.
+    readonly_fields = ("connector", *FACT_FIELDS)
     change_form_template = "admin/integrations/integration/change_form.html"
 
     # -- changelist --------------------------------------------------------
