@@ -6,7 +6,6 @@ and the connector reads and marks contacts on Radicale over loopback.
 """
 
 import socket
-import threading
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -25,6 +24,7 @@ from integrations.onboarding import create_integration
 from integrations.sync.finishing import SessionLog
 from issues.models import SyncIssue
 from tests.factories import TenantFactory
+from tests.plugins.raw_http import serve_raw
 from tests.plugins.radicale import RadicaleProcess, make_vcard, radicale_server  # noqa: F401
 from tests.plugins.simulator import SimulatorProcess
 
@@ -464,23 +464,13 @@ def test_a_malformed_answer_fails_the_sync_as_vendor_bad_response(carddav_integr
 
 
 def serve_once(answer):
-    """A loopback server that answers every request with the same raw bytes."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
+    """A loopback server that answers every request with the same raw bytes.
 
-    def loop():
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            with conn:
-                conn.recv(65536)
-                conn.sendall(answer)
-
-    threading.Thread(target=loop, daemon=True).start()
-    return server, server.getsockname()[1]
+    It reads the whole request (headers and body) before answering: closing a
+    socket with unread bytes makes the kernel reset the connection, and the
+    client would then see a dropped connection instead of the answer.
+    """
+    return serve_raw(lambda conn: conn.sendall(answer))
 
 
 # -- quick syncs -----------------------------------------------------------------------
