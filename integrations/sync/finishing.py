@@ -72,15 +72,25 @@ def finish_session(
     cursor=None,
     full_complete=False,
     item_type="item",
+    lease_expired_by=None,
     now=None,
 ):
-    """End the session in `state` and apply the outcome; None if it was not ours to end."""
+    """End the session in `state` and apply the outcome; None if it was not ours to end.
+
+    `lease_expired_by` is the reaper's condition: the session is ended only if
+    its lease, read under the row lock, had run out by then. A worker that
+    renewed its lease after the reaper listed the session keeps it.
+    """
     now = now or timezone.now()
     integration_id = SyncSession.objects.values_list("integration_id", flat=True).get(pk=session_id)
     with transaction.atomic():
         integration = Integration.objects.select_for_update().get(pk=integration_id)
         session = SyncSession.objects.select_for_update().get(pk=session_id)
         if session.state not in expected_states or (worker and session.worker != worker):
+            return None
+        if lease_expired_by is not None and (
+            session.lease_expires_at is None or session.lease_expires_at >= lease_expired_by
+        ):
             return None
         fields = {**(counters or {})}
         if full_complete:

@@ -5,6 +5,10 @@ the database) ends as unknown / SYNC_LEASE_LOST; a queued session that no
 worker picked up in SYNC_QUEUED_TIMEOUT_SECONDS (a lost task: the Redis
 broker keeps no receipts) ends as unknown / SYNC_NOT_STARTED. Either way the
 integration can sync again.
+
+The list of candidates is read without locks; each one is re-checked under
+its row lock in `finish_session` (still running, lease still expired), so a
+worker that renews its lease in between is never ended.
 """
 
 import logging
@@ -38,10 +42,13 @@ def reap(now=None):
                 f"(lease expired at {lease_expires_at:%Y-%m-%d %H:%M:%S} UTC)."
             ),
             log=entries,
+            lease_expired_by=now,
             now=now,
         )
         if session is not None:
             ended.append(pk)
+        else:
+            logger.info("session %s renewed its lease before the reaper reached it; left running", pk)
 
     stale_before = now - timedelta(seconds=settings.SYNC_QUEUED_TIMEOUT_SECONDS)
     never_started = SyncSession.objects.filter(

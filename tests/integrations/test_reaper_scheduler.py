@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from integrations.connectors.simulator import SimulatorConnector
 from integrations.models import Integration, IntegrationEvent, SyncedRecord, SyncSession
-from integrations.sync import scheduler
+from integrations.sync import reaper, scheduler
 from integrations.sync.finishing import finish_session
 from integrations.sync.reaper import reap
 from integrations.sync.runner import LeaseLost, SessionRun, claim, run_session
@@ -133,6 +133,106 @@ def test_a_reaped_session_is_not_the_runners_any_more(error_catalog):
     session.refresh_from_db()
     assert (session.state, session.error_code_id) == (State.UNKNOWN, "SYNC_LEASE_LOST")
     assert session.finished_at == later
+
+
+@pytest.mark.django_db
+def test_a_lease_renewed_after_the_reaper_listed_the_session_is_kept(error_catalog, monkeypatch):
+    """The reaper reads expired leases without locks; the worker renews before the reaper ends it."""
+    now = timezone.now()
+    integration = active_integration()
+    session = running_session(integration, lease_expires_at=now - timedelta(seconds=1))
+    run = SessionRun(SyncSession.objects.select_related("integration").get(pk=session.pk), "worker-1:123")
+    real_finish = reaper.finish_session
+
+    def renew_then_finish(*args, **kwargs):
+        run.heartbeat(timezone.now())
+        return real_finish(*args, **kwargs)
+
+    monkeypatch.setattr(reaper, "finish_session", renew_then_finish)
+
+    assert reap(now=now) == []
+
+    session.refresh_from_db()
+    assert session.state == State.RUNNING
+    assert session.finished_at is None
+    assert session.lease_expires_at > now
+    integration.refresh_from_db()
+    assert integration.status == S.ACTIVE
+    run.heartbeat(timezone.now())  # still the worker's
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_renewing_its_lease_concurrently_is_never_reaped(error_catalog, monkeypatch):
+    """Reaper and worker on their own connections, the renewal landing inside the reaper's window.
+
+    Each round starts with a lease that just ran out (a worker that paused).
+    The reaper lists it, waits a little (widening the window between its
+    unlocked read and its locked finish), then ends it; the worker renews its
+    lease at some moment around that. Either may win, but a worker whose
+    renewal succeeded must find its session still running.
+    """
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: SQLite serialises writers, so the two never overlap")
+    import random
+    import threading
+    import time
+
+    from django.db import connections
+
+    real_finish = reaper.finish_session
+
+    def slow_finish(*args, **kwargs):
+        time.sleep(0.05)
+        return real_finish(*args, **kwargs)
+
+    monkeypatch.setattr(reaper, "finish_session", slow_finish)
+    kept = reaped = 0
+    for round_number in range(12):
+        integration = active_integration()
+        session = running_session(integration, lease_expires_at=timezone.now() - timedelta(milliseconds=1))
+        run = SessionRun(SyncSession.objects.select_related("integration").get(pk=session.pk), "worker-1:123")
+        barrier = threading.Barrier(2, timeout=20)
+        outcome = {}
+
+        def worker(delay=random.uniform(0.0, 0.08)):
+            try:
+                barrier.wait()
+                time.sleep(delay)
+                try:
+                    run.heartbeat(timezone.now())
+                    outcome["renewed"] = True
+                except LeaseLost:
+                    outcome["renewed"] = False
+            finally:
+                connections.close_all()
+
+        def reaper_thread():
+            try:
+                barrier.wait()
+                outcome["reaped"] = reap()
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=worker), threading.Thread(target=reaper_thread)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert not any(thread.is_alive() for thread in threads), "a thread hung"
+
+        session.refresh_from_db()
+        if outcome["renewed"]:
+            assert session.state == State.RUNNING, f"round {round_number}: a renewed session was reaped"
+            assert session.pk not in outcome["reaped"]
+            kept += 1
+        else:
+            assert (session.state, session.error_code_id) == (State.UNKNOWN, "SYNC_LEASE_LOST")
+            assert outcome["reaped"] == [session.pk]
+            reaped += 1
+        SyncSession.objects.filter(pk=session.pk).update(state=State.CANCELLED, lease_expires_at=None)
+    # The renewal landed after the reaper's read in some rounds: the race was really run.
+    assert kept > 0
 
 
 @pytest.mark.django_db
