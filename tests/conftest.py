@@ -1,4 +1,7 @@
+import importlib
+
 import pytest
+from django.apps import apps
 
 pytest_plugins = ["tests.plugins.simulator"]
 
@@ -6,3 +9,56 @@ pytest_plugins = ["tests.plugins.simulator"]
 @pytest.fixture
 def staff_user(django_user_model):
     return django_user_model.objects.create_superuser("staff", "staff@example.com", "password")
+
+
+@pytest.fixture
+def error_catalog(db):
+    """The seeded error codes.
+
+    A transactional test flushes every table when it ends, data migrations'
+    rows included, so the catalog is put back before each test that needs it.
+    """
+    migration = importlib.import_module("issues.migrations.0002_seed_error_codes")
+    migration.seed(apps, None)
+
+
+# -- tests that must not skip ------------------------------------------------------------
+
+REQUIRABLE = ("postgres", "redis", "browser")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--require",
+        default="",
+        metavar="MARKERS",
+        help=(
+            "comma-separated markers among postgres, redis, browser: a test carrying one of them that "
+            "skips fails the run instead (CI passes say which peers they provide)"
+        ),
+    )
+
+
+def pytest_configure(config):
+    required = {name.strip() for name in config.getoption("--require").split(",") if name.strip()}
+    unknown = required - set(REQUIRABLE)
+    if unknown:
+        raise pytest.UsageError(f"--require: unknown marker(s) {', '.join(sorted(unknown))}; use {', '.join(REQUIRABLE)}")
+    config.required_markers = required
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A skipped test whose peer this run promised to provide is a failure, with the skip's reason."""
+    report = yield
+    required = item.config.required_markers
+    if report.skipped and not hasattr(report, "wasxfail"):
+        missing = sorted(name for name in required if item.get_closest_marker(name))
+        if missing:
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            report.outcome = "failed"
+            report.longrepr = (
+                f"skipped, but this run requires every test marked {', '.join(missing)} to run "
+                f"(--require): {reason}"
+            )
+    return report

@@ -45,6 +45,7 @@ def chromium():
             browser.close()
 
 
+@pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_auth_failing_email_renders_with_buttons_matching_the_text_links(
     smtp_server, alert_tenant, error_catalog

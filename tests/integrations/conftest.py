@@ -1,29 +1,17 @@
-"""Fixtures for the sync engine tests: the error catalog and simulator-backed integrations."""
+"""Fixtures for the sync engine tests: simulator-backed integrations (the error catalog is in tests/conftest.py)."""
 
-import importlib
 import itertools
 import os
 
 import pytest
-from django.apps import apps
 
 from integrations.models import SyncSession
 from integrations.onboarding import create_integration
 from integrations.sync.starting import start_sync
+from tests.conftest import error_catalog  # noqa: F401 (re-exported to the other apps' conftests)
 from tests.factories import TenantFactory
 
 _labels = itertools.count(1)
-
-
-@pytest.fixture
-def error_catalog(db):
-    """The seeded error codes.
-
-    A transactional test flushes every table when it ends, data migrations'
-    rows included, so the catalog is put back before each test that needs it.
-    """
-    migration = importlib.import_module("issues.migrations.0002_seed_error_codes")
-    migration.seed(apps, None)
 
 
 @pytest.fixture

@@ -365,7 +365,7 @@ def make_backlog(vendor_simulator, count):
     return integrations
 
 
-@pytest.fixture(params=["orm", "redis"])
+@pytest.fixture(params=["orm", pytest.param("redis", marks=pytest.mark.redis)])
 def broker_kind(request):
     """("orm", None) or ("redis", url of a dedicated, flushed Redis database)."""
     if request.param == "redis":

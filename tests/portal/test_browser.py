@@ -44,6 +44,7 @@ sync_api = pytest.importorskip(
 )
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.browser,
     pytest.mark.skipif(
         not os.path.exists(CHROMIUM),
         reason=f"Chromium is not installed at {CHROMIUM} (Debian package 'chromium')",
