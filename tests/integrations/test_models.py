@@ -35,7 +35,11 @@ def test_closing_a_session_frees_the_slot():
     integration = IntegrationFactory()
     session = SyncSessionFactory(integration=integration, state="running")
     SyncSession.objects.filter(pk=session.pk).update(state="succeeded", finished_at=timezone.now())
-    SyncSessionFactory(integration=integration, state="queued")
+    with transaction.atomic():  # would raise IntegrityError if the finished session still held the slot
+        queued = SyncSessionFactory(integration=integration, state="queued")
+    assert list(
+        SyncSession.objects.filter(integration=integration).order_by("pk").values_list("pk", "state")
+    ) == [(session.pk, "succeeded"), (queued.pk, "queued")]
 
 
 def test_one_record_per_item():
