@@ -11,7 +11,7 @@ from django.test import Client
 
 from integrations import services
 from tests.integrations.conftest import error_catalog, make_integration, simulator_settings, sync  # noqa: F401
-from tests.portal.conftest import integration_in, log_in, member  # noqa: F401
+from tests.portal.conftest import integration_in, log_in, member, two_tenants  # noqa: F401
 
 
 @pytest.fixture
