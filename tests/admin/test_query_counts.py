@@ -1,30 +1,56 @@
-"""The console's pages cost the same number of queries however many rows there are.
+"""The console's pages cost the same number of queries however many rows they list.
 
 Each page is measured with 5 integrations and 10 issues on one integration,
 then again after growing to 500 integrations and 10,000 issues on that
-integration (with more sessions, events and links too); the counts must be
-equal. Rows are bulk-created for speed.
+integration; the counts must be equal. Every integration has a last session
+(a finished one, with an error code when it failed) and an open issue, so a
+column that follows `last_session` or `tenant` without `list_select_related`
+costs one query per row and the two counts differ.
+
+Every model registered in the admin has its changelist measured the same
+way, and everything those changelists list grows with the integrations:
+sessions, issues, records, events (with an actor), re-authentication links,
+help requests, tenants, members, API keys, mappings, alerts, incidents,
+webhook endpoints and deliveries, error codes, staff groups, background
+tasks, login records. A changelist must list at least one row at the small
+size and more at the large one: a page that lists nothing at both sizes would
+hide an N+1, so a newly registered model fails here until this module grows
+its rows too. The confirmation pages of bulk actions, which list every row
+they will change, are measured too.
+
+Rows are bulk-created for speed, once for the whole module.
 """
 
 import importlib
 import itertools
+import uuid
 from datetime import timedelta
 
 import pytest
+from django.apps import apps
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import connection, transaction
-from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
+from django_q.models import OrmQ, Schedule, Task
 
-from alerts.models import Alert, Incident
+from alerts.models import Alert, Incident, WebhookDelivery, WebhookEndpoint
 from integrations.models import (
     AccountMapping,
+    ApiKey,
     Integration,
     IntegrationEvent,
+    Membership,
     ReauthLink,
+    SeenItem,
+    SyncedRecord,
     SyncSession,
     Tenant,
 )
-from issues.models import SyncIssue
+from issues.models import ErrorCode, SupportRequest, SyncIssue
+from tests.queries import grown, measure
 
 S = Integration.Status
 State = SyncSession.State
@@ -33,10 +59,16 @@ _serial = itertools.count()
 
 
 class Data:
-    """A growing console: integrations over tenants in every status, sessions, issues, events, alerts, links."""
+    """A growing console: integrations over tenants in every status, and every row the admin lists.
 
-    def __init__(self):
+    The rows a changelist shows first (newest first, mostly) are ones that have
+    the relations its columns follow, at both sizes: a first page of rows
+    without an actor or an error code would hide an N+1 on them.
+    """
+
+    def __init__(self, staff):
         self.now = timezone.now()
+        self.staff = staff  # who asks for syncs on the focus integration
         self.integrations = []
         self.focus = None  # the integration whose page and issues are measured
 
@@ -100,7 +132,8 @@ class Data:
                     integration=row,
                     state=State.RUNNING if i % 2 else State.QUEUED,
                     trigger="staff",
-                    queued_at=now - timedelta(minutes=1),
+                    # Among the finished sessions, newest first: a long sync.
+                    queued_at=now - timedelta(minutes=25 + i % 600),
                     started_at=now if i % 2 else None,
                     items_seen=10 * i,
                     items_total=1000 if i % 3 else None,
@@ -109,7 +142,21 @@ class Data:
                 if i % 4 == 1
             ]
         )
-        SyncIssue.objects.bulk_create(
+        records = SyncedRecord.objects.bulk_create(
+            [
+                SyncedRecord(
+                    integration=row,
+                    item_type="item",
+                    external_id=f"item-{i:07d}",
+                    content_hash="0" * 64,
+                    data={"name": "x" * 100},
+                    first_synced_at=now - timedelta(days=1),
+                    last_synced_at=now,
+                )
+                for i, row in enumerate(rows)
+            ]
+        )
+        issues = SyncIssue.objects.bulk_create(
             [
                 SyncIssue(
                     tenant_id=row.tenant_id,
@@ -117,8 +164,64 @@ class Data:
                     error_code_id="ITEM_MISSING_FIELD",
                     item_type="item",
                     external_id=f"item-{i:07d}",
+                    vendor_url=f"https://vendor.example/items/{i}",
+                    record=record,
+                    first_session=session,
+                    last_session=session,
                     first_seen_at=now,
                     last_seen_at=now,
+                )
+                for i, (row, record, session) in enumerate(zip(rows, records, finished))
+            ]
+        )
+        # One customer per tenant: a member, who asked for help on each of its tenant's first issues.
+        members = get_user_model().objects.bulk_create(
+            [
+                get_user_model()(username=f"member-q{next(_serial)}", email="it@customer.example")
+                for _ in tenants
+            ]
+        )
+        Membership.objects.bulk_create(
+            [Membership(user=user, tenant=tenant, role="admin") for user, tenant in zip(members, tenants)]
+        )
+        member_of = {tenant.pk: user for tenant, user in zip(tenants, members)}
+        SupportRequest.objects.bulk_create(
+            [SupportRequest(issue=issue, user=member_of[issue.tenant_id], message="Help") for issue in issues]
+        )
+        ApiKey.objects.bulk_create(
+            [
+                ApiKey(
+                    tenant=tenant,
+                    name="monitoring",
+                    key_prefix="sck_test",
+                    key_hash=ApiKey.hash_key(f"key-{next(_serial)}"),
+                    created_by=member_of[tenant.pk],
+                    last_used_at=now,
+                )
+                for tenant in tenants
+            ]
+        )
+        endpoints = WebhookEndpoint.objects.bulk_create(
+            [
+                WebhookEndpoint(
+                    tenant=tenant, url=f"https://hooks.example/{tenant.slug}", secret_ciphertext="x"
+                )
+                for tenant in tenants
+            ]
+        )
+        endpoint_of = {endpoint.tenant_id: endpoint for endpoint in endpoints}
+        WebhookDelivery.objects.bulk_create(
+            [
+                WebhookDelivery(
+                    endpoint=endpoint_of[row.tenant_id],
+                    event="session.finished",
+                    payload={"integration": row.pk},
+                    state=WebhookDelivery.State.SUCCEEDED,
+                    attempts=1,
+                    response_code=200,
+                    latency_ms=40,
+                    created_at=now - timedelta(minutes=i % 300),
+                    delivered_at=now - timedelta(minutes=i % 300),
                 )
                 for i, row in enumerate(rows)
             ]
@@ -132,10 +235,31 @@ class Data:
                     else IntegrationEvent.Kind.STATUS_CHANGED,
                     from_status=S.ACTIVE,
                     to_status=row.status,
+                    actor=member_of[row.tenant_id] if i % 2 else None,
+                    session=session,
                     note="5 unsuccessful syncs in a row",
                     created_at=now - timedelta(minutes=i % 300),
                 )
-                for i, row in enumerate(rows)
+                for i, (row, session) in enumerate(zip(rows, finished))
+            ]
+        )
+        ReauthLink.objects.bulk_create(
+            [
+                ReauthLink(
+                    integration=row,
+                    token_hash=ReauthLink.hash_token(f"token-{next(_serial)}"),
+                    recipient="it@customer.example",
+                    created_by=member_of[row.tenant_id],
+                    created_at=now - timedelta(hours=1),
+                    expires_at=now + timedelta(hours=71),
+                )
+                for row in rows
+            ]
+        )
+        SeenItem.objects.bulk_create(
+            [
+                SeenItem(session_id=session.pk, external_id=f"item-{i:07d}")
+                for i, session in enumerate(finished)
             ]
         )
         Alert.objects.bulk_create(
@@ -155,18 +279,17 @@ class Data:
                 if i % 5 == 0
             ]
         )
-        # One more open vendor-wide incident each time the console grows.
-        open_incidents = Incident.objects.filter(resolved_at=None).count()
-        connector, code = [
-            ("simulator", "VENDOR_UNAVAILABLE"),
-            ("rest", "VENDOR_TIMEOUT"),
-            ("simulator", "RATE_LIMITED"),
-        ][open_incidents]
-        Incident.objects.create(
-            connector=connector,
-            error_code_id=code,
-            opened_at=now - timedelta(hours=1),
-            tenants_affected=len(tenants),
+        # Open vendor-wide incidents (one per connector and code), shown on the dashboard.
+        Incident.objects.bulk_create(
+            [
+                Incident(
+                    connector=f"vendor{n}",
+                    error_code_id=("VENDOR_UNAVAILABLE", "VENDOR_TIMEOUT", "RATE_LIMITED")[n % 3],
+                    opened_at=now - timedelta(hours=1, minutes=n),
+                    tenants_affected=len(tenants),
+                )
+                for n in (next(_serial) for _ in range(max(1, count // 50)))
+            ]
         )
         AccountMapping.objects.bulk_create(
             [
@@ -174,9 +297,81 @@ class Data:
                 for row in rows
             ]
         )
+        ErrorCode.objects.bulk_create(
+            [
+                ErrorCode(
+                    code=f"TEST_CODE_{n}",
+                    title="A code added by the test",
+                    category=ErrorCode.Category.DATA,
+                    customer_advice="Nothing.",
+                )
+                for n in (next(_serial) for _ in range(max(1, count // 4)))
+            ]
+        )
+        Group.objects.bulk_create([Group(name=f"Team {next(_serial)}") for _ in range(max(1, count // 4))])
+        self._add_background_tasks(count)
+        self._add_login_records(count)
         self.integrations += rows
         if self.focus is None:
             self.focus = rows[0]
+
+    def _add_background_tasks(self, count):
+        now = self.now
+        Schedule.objects.bulk_create(
+            [
+                Schedule(name=f"test-schedule-{n}", func="integrations.tasks.run_session", next_run=now)
+                for n in (next(_serial) for _ in range(count))
+            ]
+        )
+        Task.objects.bulk_create(
+            [
+                Task(
+                    id=uuid.uuid4().hex,
+                    name=f"task-{n}",
+                    func="integrations.tasks.run_session",
+                    started=now,
+                    stopped=now,
+                    success=bool(i % 2),
+                    result="done" if i % 2 else "failed",
+                )
+                for i, n in enumerate(next(_serial) for _ in range(2 * count))
+            ]
+        )
+        OrmQ.objects.bulk_create([OrmQ(key="syncconsole", payload="not-a-package") for _ in range(count)])
+
+    def _add_login_records(self, count):
+        """Staff and customer logins as django-axes records them, when it is installed."""
+        if not apps.is_installed("axes"):
+            return
+        from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+
+        seen = dict(user_agent="Mozilla/5.0", ip_address="192.0.2.10", http_accept="text/html")
+        names = [f"login-{next(_serial)}" for _ in range(count)]
+        AccessAttempt.objects.bulk_create(
+            [
+                AccessAttempt(
+                    username=name,
+                    path_info="/admin/login/",
+                    get_data="",
+                    post_data="",
+                    failures_since_start=2,
+                    **seen,
+                )
+                for name in names
+            ]
+        )
+        AccessFailureLog.objects.bulk_create(
+            [
+                AccessFailureLog(username=name, path_info="/admin/login/", locked_out=False, **seen)
+                for name in names
+            ]
+        )
+        AccessLog.objects.bulk_create(
+            [
+                AccessLog(username=name, path_info="/portal/login/", session_hash="0" * 64, **seen)
+                for name in names
+            ]
+        )
 
     def _add_focus_rows(self, issues):
         focus, now = self.focus, self.now
@@ -218,7 +413,11 @@ class Data:
         IntegrationEvent.objects.bulk_create(
             [
                 IntegrationEvent(
-                    integration=focus, kind=IntegrationEvent.Kind.SYNC_REQUESTED, note="n", created_at=now
+                    integration=focus,
+                    kind=IntegrationEvent.Kind.SYNC_REQUESTED,
+                    actor=self.staff,
+                    note="n",
+                    created_at=now,
                 )
                 for _ in range(grow)
             ]
@@ -245,6 +444,7 @@ class Data:
         )
 
 
+# Measured as a Support user: the pages support staff live on, with their filters and searches.
 PAGES = {
     "dashboard": lambda d: "/admin/",
     "integration changelist": lambda d: "/admin/integrations/integration/",
@@ -265,25 +465,63 @@ PAGES = {
     ),
 }
 
+# Measured as a superuser: the changelist of every model registered in the admin, whoever may see it.
+CHANGELISTS = {
+    f"{model._meta.label} changelist": reverse(
+        f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist"
+    )
+    for model in admin.site._registry
+}
 
-def measure(client, url):
-    with CaptureQueriesContext(connection) as queries:
-        response = client.get(url)
+# Measured as a superuser: the confirmation pages of bulk actions, listing every row they will change
+# (all the changelist's rows: "select all" across pages).
+ACTION_PAGES = {
+    "resolve open issues, confirmation": lambda d: (
+        "/admin/issues/syncissue/?state__exact=open",
+        {"action": "resolved_issues", "_selected_action": d.focus.issues.filter(state="open").first().pk},
+    ),
+    "deactivate integrations, confirmation": lambda d: (
+        "/admin/integrations/integration/",
+        {"action": "bulk_deactivate", "_selected_action": d.focus.pk},
+    ),
+    "move to quality assurance, form": lambda d: (
+        "/admin/integrations/integration/?attention=yes",
+        {"action": "bulk_enter_qa", "_selected_action": d.focus.pk},
+    ),
+}
+
+
+def rows_listed(response):
+    """How many rows the page lists (None for a page that is not a list)."""
+    if "cl" in response.context:
+        return len(response.context["cl"].result_list)
+    if "action_checkbox_name" in response.context:  # a bulk action's confirmation page
+        listed = response.context.get("issues", response.context.get("integrations"))
+        return len(list(listed))
+    if "dashboard" in response.context:
+        dashboard = response.context["dashboard"]
+        return sum(len(dashboard[name]) for name in ("attention", "running", "reaped", "alerts", "incidents"))
+    return None
+
+
+def visit(client, url, post=None):
+    if post is None:
+        response, queries = measure(client, url)
+    else:
+        response, queries = measure(client, url, "post", data={"index": "0", "select_across": "1", **post})
     assert response.status_code == 200, url
-    return [q["sql"] for q in queries.captured_queries]
+    return rows_listed(response), queries
 
 
 @pytest.fixture(scope="module")
 def measured(django_db_setup, django_db_blocker):
-    """{page: (queries with 5 integrations / 10 issues, queries with 500 / 10,000)}, as a Support user.
+    """{page: ((rows, queries) with 5 integrations / 10 issues, (rows, queries) with 500 / 10,000)}.
 
     Building 10,000 issues is the slow part, so the rows are built once for
     every page, inside a transaction that is rolled back at the end. (The
     tests are marked django_db so that pytest-django sets up the test
     database this fixture writes to.)
     """
-    from django.apps import apps
-    from django.contrib.auth.models import Group
     from django.test import Client
 
     from tests.factories import UserFactory
@@ -302,31 +540,52 @@ def measured(django_db_setup, django_db_blocker):
         finally:
             for config, models_module in zip(configs, saved):
                 config.models_module = models_module
-        user = UserFactory(username="support-q", is_staff=True)
-        user.groups.add(Group.objects.get(name="Support"))
-        client = Client()
-        client.force_login(user)
+        support = UserFactory(username="support-q", is_staff=True)
+        support.groups.add(Group.objects.get(name="Support"))
+        superuser = UserFactory(username="root-q", is_staff=True, is_superuser=True)
+        clients = {"support": Client(), "superuser": Client()}
+        clients["support"].force_login(support)
+        clients["superuser"].force_login(superuser)
 
-        data = Data()
+        def pages(data):
+            """{page: (who, url, POST data or None)}."""
+            return {
+                **{page: ("support", url(data), None) for page, url in PAGES.items()},
+                **{page: ("superuser", url, None) for page, url in CHANGELISTS.items()},
+                **{page: ("superuser", *action(data)) for page, action in ACTION_PAGES.items()},
+            }
+
+        data = Data(staff=support)
         data.grow(integrations=5, issues=10)
-        for page, url in PAGES.items():
-            client.get(url(data))  # warm the per-process caches (content types, ...)
-            results[page] = [measure(client, url(data))]
+        for page, (user, url, post) in pages(data).items():
+            visit(clients[user], url, post)  # warm the per-process caches (content types, ...)
+            results[page] = [visit(clients[user], url, post)]
 
         data.grow(integrations=500, issues=10_000)
         assert Integration.objects.count() == 500
         assert data.focus.issues.count() == 10_000
-        for page, url in PAGES.items():
-            results[page].append(measure(client, url(data)))
+        for page, (user, url, post) in pages(data).items():
+            results[page].append(visit(clients[user], url, post))
         transaction.set_rollback(True)
     return results
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("page", list(PAGES))
+@pytest.mark.parametrize("page", [*PAGES, *CHANGELISTS, *ACTION_PAGES])
 def test_query_count_does_not_grow_with_rows(measured, page):
-    small, large = measured[page]
+    (small_rows, small), (large_rows, large) = measured[page]
 
+    if small_rows is not None:
+        # Rows at both sizes, more at the large one: otherwise an N+1 could not show.
+        assert 0 < small_rows < large_rows, (page, small_rows, large_rows)
     assert len(large) == len(small), "\n".join(
-        ["queries with 5 integrations / 10 issues:", *small, "", "with 500 / 10,000:", *large]
+        [
+            *grown(small, large),
+            "",
+            "queries with 5 integrations / 10 issues:",
+            *small,
+            "",
+            "with 500 / 10,000:",
+            *large,
+        ]
     )
