@@ -8,6 +8,10 @@ STAMP_DEV := $(VENV)/.installed-dev
 
 .PHONY: demo test bench install install-dev migrate clean
 
+# Development mode, explicitly: without DEBUG on, the settings refuse to
+# start unless every production setting is given.
+demo test bench migrate: export DEBUG = on
+
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip

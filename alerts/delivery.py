@@ -21,10 +21,14 @@ from django_q.tasks import async_task
 
 from alerts.models import Alert
 from integrations.models import IntegrationEvent
+from integrations.status import IllegalTransition
 
 logger = logging.getLogger(__name__)
 
-SEND_ERRORS = (smtplib.SMTPException, OSError)
+# SMTP down or refusing; BadHeaderError and a malformed address (ValueError)
+# are retried too rather than left in `sending`: they are logged, and a
+# later fix of the tenant's data lets the alert go out.
+SEND_ERRORS = (smtplib.SMTPException, OSError, ValueError)
 LEASE = timedelta(minutes=5)
 # Alerts that may wait for the tenant's digest. Quality assurance goes to
 # engineering; a recovery and syncs being paused are news that should not wait.
@@ -39,18 +43,23 @@ def enqueue(alert_id):
     async_task("alerts.tasks.deliver_alert", alert_id, task_name=f"alert-{alert_id}", group="alerts")
 
 
-def render(alerts):
-    """(subject, text, html) for one alert or a digest of several."""
+def render(alerts, reauth_urls=None):
+    """(subject, text, html) for one alert or a digest of several; `reauth_urls` maps alert ids to fresh links."""
+    reauth_urls = reauth_urls or {}
     if len(alerts) == 1:
         alert = alerts[0]
-        context = {**alert.context, "site_url": settings.SITE_URL}
+        context = {**alert.context, "reauth_url": reauth_urls.get(alert.pk, ""), "site_url": settings.SITE_URL}
         return (
             alert.subject,
             render_to_string("alerts/email.txt", context),
             render_to_string("alerts/email.html", context),
         )
     tenant = alerts[0].context.get("tenant", "")
-    context = {"alerts": [a.context for a in alerts], "tenant": tenant, "site_url": settings.SITE_URL}
+    context = {
+        "alerts": [{**a.context, "reauth_url": reauth_urls.get(a.pk, "")} for a in alerts],
+        "tenant": tenant,
+        "site_url": settings.SITE_URL,
+    }
     return (
         f"[SyncConsole] {len(alerts)} alerts for {tenant}",
         render_to_string("alerts/digest.txt", context),
@@ -58,12 +67,38 @@ def render(alerts):
     )
 
 
-def _send(alerts):
-    subject, text, html = render(alerts)
-    recipients = sorted({r for a in alerts for r in a.recipients})
-    message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, recipients)
-    message.attach_alternative(html, "text/html")
-    message.send()
+def _send(alerts, now):
+    """Send one email for `alerts`, with fresh re-authentication links where they ask for one.
+
+    A link is made here, when the email goes out, so its token exists only
+    in the email: the alert keeps the link's id. The links are made in the
+    same transaction as the send; if the SMTP server refuses, they are rolled
+    back and the links sent earlier stay valid.
+    """
+    from integrations import reauth
+
+    with transaction.atomic():
+        urls, link_ids = {}, {}
+        for alert in alerts:
+            if alert.context.get("wants_reauth_link") and alert.recipients:
+                try:
+                    new = reauth.create_link(alert.integration, recipient=alert.recipients[0], now=now, send=False)
+                except IllegalTransition:  # deleted since the alert was raised
+                    continue
+                urls[alert.pk], link_ids[alert.pk] = new.url, new.link.pk
+        subject, text, html = render(alerts, urls)
+        recipients = sorted({r for a in alerts for r in a.recipients})
+        message = EmailMultiAlternatives(_one_line(subject), text, settings.DEFAULT_FROM_EMAIL, recipients)
+        message.attach_alternative(html, "text/html")
+        message.send()
+        for alert in alerts:
+            if alert.pk in link_ids:
+                Alert.objects.filter(pk=alert.pk).update(context={**alert.context, "reauth_link_id": link_ids[alert.pk]})
+
+
+def _one_line(text):
+    """Header values never carry CR or LF (Django refuses them with BadHeaderError)."""
+    return " ".join(str(text).split())
 
 
 def _claim(queryset, now):
@@ -111,7 +146,7 @@ def deliver(alert_id, now=None):
         return None  # another worker took it
     alert.refresh_from_db()
     try:
-        _send([alert])
+        _send([alert], now)
     except SEND_ERRORS as exc:
         _put_back([alert], now, f"{type(exc).__name__}: {exc}")
         return Alert.State.PENDING
@@ -144,7 +179,7 @@ def send_digests(now=None):
             continue
         alerts = list(Alert.objects.filter(pk__in=ids, state=Alert.State.SENDING).order_by("created_at"))
         try:
-            _send(alerts)
+            _send(alerts, now)
         except SEND_ERRORS as exc:
             # Back to the digest queue, not to single sends.
             Alert.objects.filter(pk__in=ids, state=Alert.State.SENDING).update(

@@ -35,7 +35,7 @@ def portal_url(integration):
     return settings.SITE_URL + reverse("portal:general", args=[integration.pk])
 
 
-def email_context(integration, rule, *, session=None, now, reauth_url="", extra=None):
+def email_context(integration, rule, *, session=None, now, reauth=False, extra=None):
     headline, meaning = customer_words(integration.status)
     code = session.error_code if session is not None and session.error_code_id else None
     return {
@@ -55,7 +55,9 @@ def email_context(integration, rule, *, session=None, now, reauth_url="", extra=
         "consecutive_unsuccessful": integration.consecutive_unsuccessful,
         "what_next": what_next(integration, now),
         "portal_url": portal_url(integration),
-        "reauth_url": reauth_url,
+        # The link itself is made when the email is sent (alerts.delivery):
+        # no live token is ever stored with the alert.
+        "wants_reauth_link": reauth,
         "raised_at": _iso(now),
         **(extra or {}),
     }
@@ -73,8 +75,8 @@ SUBJECTS = {
 }
 
 
-def build(integration, rule, streak, now, *, recipients, session=None, reauth_url="", extra=None, state=Alert.State.PENDING, incident=None):
-    context = email_context(integration, rule, session=session, now=now, reauth_url=reauth_url, extra=extra)
+def build(integration, rule, streak, now, *, recipients, session=None, reauth=False, extra=None, state=Alert.State.PENDING, incident=None):
+    context = email_context(integration, rule, session=session, now=now, reauth=reauth and bool(recipients), extra=extra)
     subject = SUBJECTS[rule].format(
         n=integration.consecutive_unsuccessful, integration=integration.name, tenant=integration.tenant.name
     )
@@ -120,14 +122,6 @@ def raise_alerts(alerts):
     return stored
 
 
-def _reauth_url(integration, recipients, now):
-    from integrations.reauth import create_link
-
-    if not recipients:
-        return ""
-    return create_link(integration, recipient=recipients[0], now=now, send=False).url
-
-
 def on_session_finished(integration, session, before, transition, now):
     """Alerts, incident bookkeeping and webhooks for a finished session (inside its transaction)."""
     after = transition.facts
@@ -162,7 +156,7 @@ def on_session_finished(integration, session, before, transition, now):
                     now,
                     recipients=recipients,
                     session=session,
-                    reauth_url=_reauth_url(integration, recipients, now),
+                    reauth=True,
                 )
             )
     if transition.status == S.CREDENTIALS_INVALID and transition.previous_status != S.CREDENTIALS_INVALID:
@@ -176,7 +170,7 @@ def on_session_finished(integration, session, before, transition, now):
                     now,
                     recipients=sorted(set(recipients) | {settings.SUPPORT_EMAIL}),
                     session=session,
-                    reauth_url=_reauth_url(integration, recipients, now),
+                    reauth=True,
                 )
             )
     if transition.status == S.QUALITY_ASSURANCE and transition.previous_status != S.QUALITY_ASSURANCE:
@@ -253,7 +247,7 @@ def check_clock_rules(now):
                 _iso(integration.credentials_expire_at),
                 now,
                 recipients=tenant_recipients(integration.tenant),
-                reauth_url=_reauth_url(integration, tenant_recipients(integration.tenant), now),
+                reauth=True,
                 extra={"expires_at": _iso(integration.credentials_expire_at), "days_left": max(0, left.days)},
             )
         )

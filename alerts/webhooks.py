@@ -1,4 +1,4 @@
-"""Signed webhooks: deliveries recorded, sent by django-q2 with back-off, never to private addresses.
+"""Signed webhooks: deliveries recorded, sent by django-q2 with back-off, through the outbound policy.
 
 Signature: header `X-SyncConsole-Signature: t=<unix seconds>,v1=<hex>` where
 hex = HMAC-SHA256(secret, f"{t}.{raw body}"). Check it by recomputing over
@@ -7,13 +7,10 @@ the raw body and comparing in constant time; refuse old timestamps.
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import secrets
-import socket
 import time
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
@@ -23,6 +20,7 @@ from django.utils import timezone
 
 from alerts.models import WebhookDelivery, WebhookEndpoint
 from integrations import crypto
+from syncconsole import outbound
 
 SIGNATURE_HEADER = "X-SyncConsole-Signature"
 
@@ -55,27 +53,6 @@ def create_endpoint(tenant, url, events=()):
 
 def endpoint_secret(endpoint):
     return crypto.decrypt_json(endpoint.secret_ciphertext)["secret"]
-
-
-class AddressRefused(Exception):
-    pass
-
-
-def check_address(url):
-    """Refuse private, loopback, link-local and reserved targets unless WEBHOOK_ALLOW_PRIVATE."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise AddressRefused("Only http(s) URLs with a host name are allowed.")
-    if settings.WEBHOOK_ALLOW_PRIVATE:
-        return
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-    except socket.gaierror as exc:
-        raise AddressRefused(f"The host name does not resolve: {exc}") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise AddressRefused(f"{parts.hostname} resolves to a non-public address ({address}); refused.")
 
 
 def emit(tenant_id, event, data, now):
@@ -165,12 +142,16 @@ def deliver(delivery_id, now=None):
     code, error = None, ""
     started = time.monotonic()
     try:
-        check_address(endpoint.url)
-        response = requests.post(endpoint.url, data=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT, allow_redirects=False)
+        with outbound.session("SyncConsole-Webhooks/1.0") as http:
+            # The receiver's body is never read: only its status counts.
+            response = http.post(
+                endpoint.url, data=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT, allow_redirects=False, stream=True
+            )
+            response.close()
         code = response.status_code
         if not 200 <= code < 300:
             error = f"HTTP {code}"
-    except AddressRefused as exc:
+    except outbound.DestinationRefused as exc:
         error = str(exc)
     except requests.RequestException as exc:
         error = f"{type(exc).__name__}: {exc}"[:500]

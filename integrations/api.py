@@ -7,6 +7,7 @@ Described by the OpenAPI document at `/api/v1/openapi.json`.
 """
 
 import json
+from datetime import timedelta
 from functools import wraps
 
 from django.core.exceptions import RequestDataTooBig
@@ -18,12 +19,22 @@ from integrations import pagination, selectors, services
 from integrations.models import ApiKey, SyncSession
 from integrations.openapi import document
 from integrations.sync.starting import AlreadySyncing, SyncRefused, start_sync
+from syncconsole import limits
 
 MAX_LIMIT = 200
 
 
+LAST_USED_EVERY = timedelta(minutes=1)
+
+
 def error(status, code, message, **extra):
     return JsonResponse({"error": {"code": code, "message": message}, **extra}, status=status)
+
+
+def too_many(wait, message):
+    response = error(429, "rate_limited", f"{message} Try again in {limits.describe_wait(int(wait) or 1)}.")
+    response["Retry-After"] = str(max(1, int(wait)))
+    return response
 
 
 def api_view(methods):
@@ -37,18 +48,27 @@ def api_view(methods):
                 response = error(405, "method_not_allowed", f"Use {' or '.join(methods)} here.")
                 response["Allow"] = ", ".join(methods)
                 return response
+            address = limits.client_address(request)
+            wait = limits.over("api_key_failures", address)
+            if wait is not None:
+                return too_many(wait, "Too many requests with a missing or wrong API key from this address.")
             header = request.headers.get("Authorization", "")
             scheme, _, raw_key = header.partition(" ")
             if scheme.lower() != "bearer" or not raw_key.strip():
+                limits.hit("api_key_failures", address)
                 return error(401, "missing_api_key", "Send your API key as 'Authorization: Bearer <key>'.")
             key = ApiKey.objects.select_related("tenant").filter(key_hash=ApiKey.hash_key(raw_key.strip())).first()
             if key is None:
+                limits.hit("api_key_failures", address)
                 return error(401, "invalid_api_key", "This API key is not valid.")
             if key.revoked_at is not None:
+                limits.hit("api_key_failures", address)
                 return error(401, "api_key_revoked", "This API key was revoked.")
             now = timezone.now()
-            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-            services.record_api_request(key.tenant, now)
+            if key.last_used_at is None or now - key.last_used_at >= LAST_USED_EVERY:
+                # At most one write per key a minute: reads stay reads.
+                ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+                services.record_api_request(key.tenant, now)
             request.tenant = key.tenant
             return view(request, *args, **kwargs)
 
@@ -180,6 +200,8 @@ def integration_sync(request, integration_id):
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             return error(400, "bad_json", "The request body is not valid JSON.")
+        except RecursionError:
+            return error(400, "bad_json", "The request body is nested too deeply.")
         if not isinstance(body, dict):
             return error(400, "bad_json", "The request body must be a JSON object.")
         unknown = set(body) - {"kind"}
@@ -188,6 +210,9 @@ def integration_sync(request, integration_id):
         kind = body.get("kind", kind)
         if kind not in SyncSession.Kind.values:
             return error(400, "bad_request", "'kind' must be 'quick' or 'full'.")
+    wait = limits.hit("sync_triggers", integration.pk)
+    if wait is not None:
+        return too_many(wait, "Too many syncs were asked for this integration.")
     try:
         session = start_sync(integration, kind=kind, trigger=SyncSession.Trigger.API)
     except AlreadySyncing as exc:

@@ -83,7 +83,7 @@ def create_integration(tenant, connector_key, name, *, settings=None, credential
 def discover_accounts(integration):
     """Ask the vendor for its accounts and record new ones unmapped; None if the vendor could not say."""
     connector_class = get_connector_class(integration.connector)
-    with VendorHttp() as http:
+    with VendorHttp.for_web() as http:
         connector = connector_class(integration.settings, integration.get_credentials(), http)
         try:
             accounts = connector.discover_accounts()

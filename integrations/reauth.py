@@ -124,10 +124,10 @@ def check_with_vendor(integration, credentials):
     problems = connector_class.validate_credentials(credentials)
     if problems:
         raise CredentialsRejected(" ".join(problems))
-    with VendorHttp() as http:
+    with VendorHttp.for_web() as http:
         try:
             connector_class(integration.settings, credentials, http).check_credentials()
-        except (errors.AuthExpired, errors.AuthInvalid, errors.Forbidden) as exc:
+        except (errors.AuthExpired, errors.AuthInvalid, errors.Forbidden, errors.DestinationRefused) as exc:
             raise CredentialsRejected(exc.message) from None
         except errors.ConnectorError as exc:
             raise CredentialsRejected(f"The vendor could not check the credentials right now: {exc.message}") from None

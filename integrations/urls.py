@@ -14,7 +14,7 @@ portal_patterns = [
     path("logout/", auth_views.LogoutView.as_view(next_page=reverse_lazy("portal:login")), name="logout"),
     path(
         "password-reset/",
-        auth_views.PasswordResetView.as_view(
+        views.PasswordResetView.as_view(
             template_name="portal/password_reset_form.html",
             email_template_name="portal/password_reset_email.txt",
             subject_template_name="portal/password_reset_subject.txt",

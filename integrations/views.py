@@ -9,6 +9,7 @@ from functools import wraps
 from django import forms
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.mail import send_mail
@@ -17,6 +18,7 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from integrations import pagination, reauth, selectors, services
@@ -28,8 +30,23 @@ from integrations.onboarding import complete_mapping
 from integrations.sync.starting import SyncRefused, start_sync
 from integrations.views_reauth import credentials_form
 from issues.models import ErrorCode, Severity, SupportRequest, SyncIssue
+from syncconsole import limits, outbound
 
 ISSUES_PER_PAGE = 25
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's password reset, with the number of emails limited per address and per email address."""
+
+    def form_valid(self, form):
+        email = form.cleaned_data["email"].strip().lower()
+        for key in (limits.client_address(self.request), email):
+            wait = limits.hit("password_reset", key)
+            if wait is not None:
+                return limits.limited_page(
+                    self.request, wait, "Too many password reset emails were asked for; check your inbox for the last one."
+                )
+        return super().form_valid(form)
 
 
 def portal_view(role=None):
@@ -140,6 +157,9 @@ def sync_now(request, integration_id):
     if kind not in SyncSession.Kind.values:
         messages.error(request, "Unknown kind of sync; choose quick or full.")
         return redirect("portal:general", integration.pk)
+    wait = limits.hit("sync_triggers", integration.pk)
+    if wait is not None:
+        return limits.limited_page(request, wait, f"Too many syncs were asked for {integration.name} in a short time.")
     try:
         session = start_sync(integration, kind=kind, trigger=SyncSession.Trigger.CUSTOMER, requested_by=request.user)
     except SyncRefused as exc:
@@ -149,6 +169,7 @@ def sync_now(request, integration_id):
     return redirect("portal:general", integration.pk)
 
 
+@sensitive_post_parameters()
 @portal_view(role=Membership.Role.ADMIN)
 @require_http_methods(["GET", "POST"])
 def reauthenticate(request, integration_id):
@@ -292,6 +313,9 @@ def ask_for_help(request, integration_id, issue_id):
         return render(request, "portal/help.html", context)
     if not form.is_valid():
         return render(request, "portal/help.html", context, status=400)
+    wait = limits.hit("help_requests", request.user.pk)
+    if wait is not None:
+        return limits.limited_page(request, wait, "You sent many help requests in a short time; our team has them all.")
     history = [
         {
             "id": s.pk,
@@ -388,13 +412,10 @@ class WebhookForm(forms.Form):
         self.fields["events"].choices = WebhookEndpoint.Event.choices
 
     def clean_url(self):
-        from alerts.webhooks import AddressRefused, check_address
-
         url = self.cleaned_data["url"]
-        try:
-            check_address(url)
-        except AddressRefused as exc:
-            raise forms.ValidationError(str(exc)) from None
+        problem = outbound.url_problem(url)
+        if problem:
+            raise forms.ValidationError(problem)
         return url
 
 
@@ -415,6 +436,9 @@ def webhooks(request):
             messages.success(request, "Endpoint removed.")
             return redirect("portal:webhooks")
         if form.is_valid():
+            wait = limits.hit("webhook_endpoints", request.tenant.pk)
+            if wait is not None:
+                return limits.limited_page(request, wait, "Too many webhook endpoints were created in a short time.")
             _, new_secret = hooks.create_endpoint(request.tenant, form.cleaned_data["url"], form.cleaned_data["events"])
             form = WebhookForm()
         else:

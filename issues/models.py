@@ -19,6 +19,7 @@ class ErrorCode(models.Model):
         MAPPING = "mapping", "Mapping"
         DATA = "data", "Data"
         ENGINE = "engine", "Engine"
+        CONFIGURATION = "configuration", "Configuration"
 
     code = models.CharField(max_length=50, primary_key=True)
     title = models.CharField(max_length=200)

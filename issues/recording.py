@@ -21,6 +21,7 @@ ITEM_SOURCES = {
     ErrorCode.Category.AUTH: SyncIssue.Source.VENDOR,
     ErrorCode.Category.VENDOR: SyncIssue.Source.VENDOR,
     ErrorCode.Category.ENGINE: SyncIssue.Source.ENGINE,
+    ErrorCode.Category.CONFIGURATION: SyncIssue.Source.PLATFORM,
 }
 
 

@@ -1,9 +1,12 @@
 """SyncConsole settings: one module, everything from the environment.
 
-Development needs nothing set: SQLite in the checkout, the django-q2 ORM
-broker, the console email backend. Production is DEBUG off; then SECRET_KEY,
-ALLOWED_HOSTS, CREDENTIALS_KEYS and SITE_URL must be given or the process
-refuses to start with ImproperlyConfigured.
+Production is the default: unless DEBUG is explicitly on, SECRET_KEY,
+ALLOWED_HOSTS, SITE_URL, CREDENTIALS_KEYS, DATABASE_URL and EMAIL_URL must be
+given or the process refuses to start with ImproperlyConfigured naming what
+is missing. Development (SQLite in the checkout, the django-q2 ORM broker, the
+console email backend, keys derived from a published key, loopback vendors)
+is switched on with DEBUG=on: `make demo`, `make test`, `make bench` and
+`.ci/run` do it themselves, and a `.env` file beside manage.py is read too.
 """
 
 import base64
@@ -17,9 +20,20 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env")
 
-DEBUG = env.bool("DEBUG", default=True)
+DEBUG = env.bool("DEBUG", default=False)
 PRODUCTION = not DEBUG
+_PRODUCTION_NEEDS = ("SECRET_KEY", "ALLOWED_HOSTS", "SITE_URL", "CREDENTIALS_KEYS", "DATABASE_URL", "EMAIL_URL")
+if PRODUCTION:
+    _missing = [name for name in _PRODUCTION_NEEDS if not env.str(name, default="")]
+    if _missing:
+        raise ImproperlyConfigured(
+            f"Production mode (DEBUG is not on) needs {', '.join(_missing)}. Set them in the environment, "
+            "or switch development mode on with DEBUG=on (a .env file beside manage.py works too). "
+            "See README.md, 'Running in production'."
+        )
 
 _DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-in-production-0123456789"
 
@@ -49,6 +63,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[SITE_URL])
 INSTALLED_APPS = [
     "integrations.admin_site.ConsoleAdminConfig",
     "django.contrib.auth",
+    "axes",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
@@ -69,6 +84,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "syncconsole.urls"
@@ -96,6 +113,8 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
 _db = DATABASES["default"]
+if PRODUCTION and _db["ENGINE"] == "django.db.backends.sqlite3":
+    raise ImproperlyConfigured("DATABASE_URL is SQLite: production needs PostgreSQL (postgres://...).")
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["ENGINE"] = "dbbackends.sqlite3"
     # WAL lets readers run beside the one writer; IMMEDIATE takes the write
@@ -121,6 +140,49 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Auth -------------------------------------------------------------------
+
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out username and address before the password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# Limits against guessing --------------------------------------------------
+
+# Proxies in front of the web process that append to X-Forwarded-For (0: use
+# REMOTE_ADDR). Every limit below and the login lockout count by this address.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+# Logins (admin and portal), django-axes: after LOGIN_FAILURE_LIMIT failures
+# for one username from one address, that login is refused for
+# LOGIN_LOCKOUT_MINUTES (staff can unlock it in the admin: Access attempts).
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=30)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("LOGIN_LOCKOUT_MINUTES", default=30))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "syncconsole.limits.axes_client_address"
+AXES_SENSITIVE_PARAMETERS = ["password", "password1", "password2", "new_password1", "new_password2", "old_password"]
+AXES_VERBOSE = False
+
+
+def _limit(name, count, seconds):
+    """(count, seconds) from RATE_LIMIT_<NAME>=count/seconds, or the default."""
+    raw = env.str(f"RATE_LIMIT_{name.upper()}", default="")
+    if raw:
+        count, _, seconds = raw.partition("/")
+    return int(count), int(seconds)
+
+
+# name: (attempts, per seconds). syncconsole/limits.py counts them.
+RATE_LIMITS = {
+    "api_key_failures": _limit("api_key_failures", 50, 900),  # per address
+    "reauth_token_failures": _limit("reauth_token_failures", 20, 900),  # per address
+    "help_requests": _limit("help_requests", 10, 3600),  # per user
+    "password_reset": _limit("password_reset", 5, 3600),  # per address and per email address
+    "webhook_endpoints": _limit("webhook_endpoints", 20, 3600),  # per tenant
+    "sync_triggers": _limit("sync_triggers", 6, 600),  # per integration, people and API keys
+}
 
 LOGIN_URL = "portal:login"
 LOGIN_REDIRECT_URL = "portal:list"
@@ -157,6 +219,13 @@ STORAGES = {
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
+if PRODUCTION and EMAIL_CONFIG["EMAIL_BACKEND"] in (
+    "django.core.mail.backends.console.EmailBackend",
+    "django.core.mail.backends.locmem.EmailBackend",
+    "django.core.mail.backends.dummy.EmailBackend",
+    "django.core.mail.backends.filebased.EmailBackend",
+):
+    raise ImproperlyConfigured("EMAIL_URL must name an SMTP server in production (smtp+tls://user:pass@host:587).")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="SyncConsole <syncconsole@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 SUPPORT_EMAIL = env.str("SUPPORT_EMAIL", default="support@localhost")
@@ -204,8 +273,20 @@ WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=10)
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
 WEBHOOK_BACKOFF_SECONDS = env.float("WEBHOOK_BACKOFF_SECONDS", default=30)
 WEBHOOK_DISABLE_AFTER = timedelta(hours=env.float("WEBHOOK_DISABLE_AFTER_HOURS", default=24))
-# Tests and local setups only: production never posts to private addresses.
-WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", default=False)
+
+# Outbound requests (syncconsole/outbound.py) -------------------------------
+
+# CIDRs that customer- and vendor-supplied URLs may reach although they are
+# internal. Empty in production; loopback in development (the simulator, the
+# demo's address book).
+OUTBOUND_ALLOWED_NETWORKS = env.list(
+    "OUTBOUND_ALLOWED_NETWORKS", default=[] if PRODUCTION else ["127.0.0.0/8", "::1/128"]
+)
+VENDOR_MAX_RESPONSE_BYTES = env.int("VENDOR_MAX_RESPONSE_BYTES", default=50 * 1024 * 1024)
+# One request, retries and waits included, never takes longer than this.
+VENDOR_REQUEST_BUDGET_SECONDS = env.float("VENDOR_REQUEST_BUDGET_SECONDS", default=300)
+# A person waiting on a page: no Retry-After sleeps, one retry, this in all.
+WEB_VENDOR_BUDGET_SECONDS = env.float("WEB_VENDOR_BUDGET_SECONDS", default=15)
 
 # The sync engine --------------------------------------------------------
 
@@ -254,6 +335,15 @@ else:
     Q_CLUSTER["orm"] = "default"
 
 URGENT_CLUSTER = "urgent"
+
+# Cache: the counters of the limits. Shared through Redis when there is one.
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "syncconsole"}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "syncconsole"}
+    )
+}
 
 # Security ---------------------------------------------------------------
 

@@ -6,6 +6,15 @@ from django.apps import apps
 pytest_plugins = ["tests.plugins.simulator"]
 
 
+@pytest.fixture(autouse=True)
+def fresh_limits():
+    """Each test starts with no attempts counted (the limits' counters live in the cache)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture
 def staff_user(django_user_model):
     return django_user_model.objects.create_superuser("staff", "staff@example.com", "password")
@@ -18,8 +27,16 @@ def error_catalog(db):
     A transactional test flushes every table when it ends, data migrations'
     rows included, so the catalog is put back before each test that needs it.
     """
-    migration = importlib.import_module("issues.migrations.0002_seed_error_codes")
-    migration.seed(apps, None)
+    seed_catalog()
+
+
+CATALOG_MIGRATIONS = ("issues.migrations.0002_seed_error_codes", "issues.migrations.0003_destination_refused")
+
+
+def seed_catalog():
+    """Every code the catalog migrations add."""
+    for name in CATALOG_MIGRATIONS:
+        importlib.import_module(name).seed(apps, None)
 
 
 # -- tests that must not skip ------------------------------------------------------------

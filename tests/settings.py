@@ -1,6 +1,15 @@
-"""Test overrides on top of the real settings module."""
+"""Test overrides on top of the real settings module.
 
-from syncconsole.settings import *  # noqa: F403
+The suite runs in development mode (switched on here, explicitly, as the
+settings module requires); tests of production behaviour override settings
+or start a subprocess with a production environment.
+"""
+
+import os
+
+os.environ.setdefault("DEBUG", "on")
+
+from syncconsole.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
@@ -9,3 +18,13 @@ Q_CLUSTER = {**Q_CLUSTER, "sync": True}  # noqa: F405
 VENDOR_BACKOFF_SECONDS = 0.05
 VENDOR_READ_TIMEOUT = 1.5
 VENDOR_CONNECT_TIMEOUT = 1
+
+# The limits' counters: a Redis database of their own when Redis is used
+# (tests clear the cache between tests; the broker's database is left alone).
+if REDIS_URL:  # noqa: F405
+    from urllib.parse import urlsplit, urlunsplit
+
+    _parts = urlsplit(REDIS_URL)  # noqa: F405
+    CACHES = {  # noqa: F405
+        "default": {**CACHES["default"], "LOCATION": urlunsplit(_parts._replace(path="/14"))}  # noqa: F405
+    }

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,10 @@ PRODUCTION = {
     "ALLOWED_HOSTS": "console.example.com",
     "SITE_URL": "https://console.example.com",
     "CREDENTIALS_KEYS": Fernet.generate_key().decode(),
+    "DATABASE_URL": "postgres://syncconsole@db.internal:5432/syncconsole",
+    "EMAIL_URL": "smtp+tls://alerts:secret@smtp.example.com:587",
 }
+DEVELOPMENT = {"DEBUG": "on"}
 
 
 def run(args, env_overrides, unset=()):
@@ -34,7 +38,9 @@ def test_check_deploy_passes_with_production_values():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS", "CREDENTIALS_KEYS", "SITE_URL"])
+@pytest.mark.parametrize(
+    "missing", ["SECRET_KEY", "ALLOWED_HOSTS", "CREDENTIALS_KEYS", "SITE_URL", "DATABASE_URL", "EMAIL_URL"]
+)
 def test_production_refuses_to_start_without_a_required_value(missing):
     env = {k: v for k, v in PRODUCTION.items() if k != missing}
     result = run(["manage.py", "check"], env)
@@ -43,42 +49,46 @@ def test_production_refuses_to_start_without_a_required_value(missing):
     assert missing in result.stderr
 
 
-def settings_dump(env):
-    code = (
-        "import json, django; django.setup(); from django.conf import settings as s; "
-        "print(json.dumps({'q': {k: v for k, v in s.Q_CLUSTER.items() if k in ('orm', 'redis', 'retry', 'timeout', 'catch_up')},"
-        " 'db': s.DATABASES['default']['ENGINE'], 'opts': s.DATABASES['default'].get('OPTIONS', {}),"
-        " 'age': s.DATABASES['default'].get('CONN_MAX_AGE')}))"
+def test_without_any_environment_the_process_is_in_production_and_names_what_it_lacks():
+    """`env -i python manage.py check`: DEBUG unset is production, never the development defaults."""
+    result = subprocess.run(
+        ["env", "-i", sys.executable, "manage.py", "check"], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
-    result = run(["-c", code], env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    for name in ("SECRET_KEY", "ALLOWED_HOSTS", "SITE_URL", "CREDENTIALS_KEYS", "DATABASE_URL", "EMAIL_URL"):
+        assert name in result.stderr
+    assert "DEBUG=on" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"DATABASE_URL": "sqlite:////tmp/production.sqlite3"}, "production needs PostgreSQL"),
+        ({"EMAIL_URL": "consolemail://"}, "EMAIL_URL must name an SMTP server"),
+    ],
+    ids=["sqlite", "console-email"],
+)
+def test_production_refuses_development_backends(override, message):
+    result = run(["manage.py", "check"], {**PRODUCTION, **override})
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_development_mode_from_a_dotenv_file(tmp_path):
+    """A `.env` beside manage.py switches development on for people running manage.py by hand."""
+    code = "import django; django.setup(); from django.conf import settings as s; print(s.DEBUG, s.DATABASES['default']['ENGINE'])"
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "syncconsole", project / "syncconsole")  # BASE_DIR is where settings.py is
+    for name in ("manage.py", "integrations", "issues", "alerts", "dbbackends", "templates", "static"):
+        (project / name).symlink_to(ROOT / name)
+    env = {k: v for k, v in os.environ.items() if k not in PRODUCTION}
+    env["DJANGO_SETTINGS_MODULE"] = "syncconsole.settings"
+
+    refused = subprocess.run([sys.executable, "-c", code], cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "ImproperlyConfigured" in refused.stderr
+
+    (project / ".env").write_text("DEBUG=on\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=project, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def test_orm_broker_and_sqlite_tuning_by_default():
-    dump = settings_dump({})
-    assert dump["q"]["orm"] == "default" and "redis" not in dump["q"]
-    assert dump["q"]["retry"] > dump["q"]["timeout"]
-    assert dump["q"]["catch_up"] is False
-    assert dump["db"] == "dbbackends.sqlite3"
-    assert dump["opts"]["transaction_mode"] == "IMMEDIATE"
-    assert "journal_mode=WAL" in dump["opts"]["init_command"]
-    assert "busy_timeout" in dump["opts"]["init_command"]
-
-
-def test_redis_broker_and_persistent_postgres_connections_from_the_environment():
-    dump = settings_dump(
-        {"REDIS_URL": "redis://127.0.0.1:6379/3", "DATABASE_URL": "postgres://u@127.0.0.1:5432/somedb"}
-    )
-    assert dump["q"]["redis"] == "redis://127.0.0.1:6379/3" and "orm" not in dump["q"]
-    assert dump["db"] == "django.db.backends.postgresql"
-    assert dump["age"] and dump["age"] > 0
-
-
-def test_sqlite_really_runs_in_wal_mode(tmp_path):
-    code = (
-        "import django; django.setup(); from django.db import connection; c = connection.cursor(); "
-        "c.execute('PRAGMA journal_mode'); print(c.fetchone()[0])"
-    )
-    result = run(["-c", code], {"DATABASE_URL": f"sqlite:///{tmp_path / 'wal.sqlite3'}"})
-    assert result.stdout.strip().splitlines()[-1] == "wal", result.stderr
+    assert result.stdout.split() == ["True", "dbbackends.sqlite3"]

@@ -91,15 +91,16 @@ class IntegrationAdmin(admin.ModelAdmin):
     search_fields = ("name", "tenant__name", "tenant__slug", "=account_mappings__vendor_account_id")
     show_full_result_count = False
     list_per_page = 50
-    raw_id_fields = ("tenant",)
     inlines = (AccountMappingInline,)
     actions = [_bulk_action(spec) for spec in staff_actions.ACTIONS.values() if spec.bulk]
     fieldsets = (
         (None, {"fields": ("tenant", "name", "connector", "kind", "settings", "sync_interval")}),
         ("Facts behind the status", {"classes": ("collapse",), "fields": FACT_FIELDS}),
     )
-    # The facts change only through the status machine and the actions.
-    readonly_fields = ("connector", *FACT_FIELDS)
+    # The facts change only through the status machine and the actions. The
+    # tenant never changes: the integration's credentials, issues and records
+    # belong to it.
+    readonly_fields = ("tenant", "connector", *FACT_FIELDS)
     change_form_template = "admin/integrations/integration/change_form.html"
 
     # -- changelist --------------------------------------------------------

@@ -59,6 +59,7 @@ from django.core.validators import URLValidator, validate_email
 
 from integrations.connectors import errors
 from integrations.connectors.base import Connector, Field, Item, ItemProblem, Page, VendorAccount, register
+from syncconsole import outbound
 
 logger = logging.getLogger(__name__)
 
@@ -417,9 +418,20 @@ class CardDavConnector(Connector):
     # -- HTTP --------------------------------------------------------------
 
     def absolute(self, href):
+        """The URL of an href the server sent, refused unless it stays on the server's origin.
+
+        The saved credentials go with every request: a server that names
+        another host, port or scheme (or a javascript: URL) is not followed.
+        """
         if href.startswith("/") and not href.startswith("//"):
             return self.origin + href  # the common case, without urljoin's cost per contact
-        return urljoin(self.base_url, href)
+        url = urljoin(self.base_url, href)
+        if outbound.origin(url) != outbound.origin(self.base_url):
+            raise errors.BadResponse(
+                f"The server pointed at {href[:200]!r}, outside {self.origin}; contacts are read only from "
+                "the server the integration was set up with."
+            )
+        return url
 
     def path_of(self, href):
         if href.startswith("/") and not href.startswith("//") and "?" not in href and "#" not in href:

@@ -43,3 +43,9 @@ class ConfigurationError(ConnectorError):
     """The integration's settings or credentials are not usable as given."""
 
     code = "AUTH_INVALID"
+
+
+class DestinationRefused(ConnectorError):
+    """The outbound policy refused the address, or a redirect would take credentials elsewhere."""
+
+    code = "DESTINATION_REFUSED"

@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import time
+import traceback
 from datetime import timedelta
 
 from django.conf import settings
@@ -85,6 +86,11 @@ class SessionRun:
         self.problem_items = 0
 
     def run(self):
+        """Run to an outcome: whatever happens inside, the session is finished, never left to the reaper.
+
+        Only a lost lease (the session is someone else's now) stops without
+        finishing.
+        """
         integration = self.integration
         http = VendorHttp()
         full = self.session.kind == SyncSession.Kind.FULL or not integration.sync_cursor
@@ -101,6 +107,9 @@ class SessionRun:
                 if time.monotonic() > self.deadline:
                     raise SessionTimedOut()
                 self.write(page, full=full, http=http)
+            state = SyncSession.State.WARNINGS if self.problem_items else SyncSession.State.SUCCEEDED
+            self.mark_source_items(connector)
+            return self.finish(state, "", "", http, cursor=connector.next_cursor, full=full)
         except LeaseLost:
             logger.warning("session %s lost its lease; stopping without finishing", self.session.pk)
             return None
@@ -117,13 +126,10 @@ class SessionRun:
         except Exception as exc:  # our own bug: say so, never leave the session running
             logger.exception("session %s failed with an internal error", self.session.pk)
             message = f"{type(exc).__name__}: {exc}"[:2000]
-            self.log.add("error", f"INTERNAL_ERROR: {message}")
+            self.log.add("error", f"INTERNAL_ERROR: {message}", traceback=traceback.format_exc(limit=20)[-4000:])
             return self.finish(SyncSession.State.FAILED, "INTERNAL_ERROR", message, http)
         finally:
             http.close()
-        state = SyncSession.State.WARNINGS if self.problem_items else SyncSession.State.SUCCEEDED
-        self.mark_source_items(connector)
-        return self.finish(state, "", "", http, cursor=connector.next_cursor, full=full)
 
     def mark_source_items(self, connector):
         """Let the connector flag items with problems at the vendor, and unflag fixed ones."""

@@ -9,9 +9,15 @@ import importlib
 import pytest
 from django.apps import apps
 from django.contrib.auth.models import Group
+from django.http import HttpRequest
 
 from tests.factories import UserFactory
-from tests.integrations.conftest import error_catalog, make_integration, simulator_settings, sync  # noqa: F401
+from tests.integrations.conftest import (  # noqa: F401
+    error_catalog,
+    make_integration,
+    simulator_settings,
+    sync,
+)
 
 PASSWORD = "password"
 
@@ -62,7 +68,7 @@ def staff_client(client):
     """Log the test client in as a staff user through the login form's backend."""
 
     def login(user):
-        assert client.login(username=user.username, password=PASSWORD)
+        assert client.login(request=HttpRequest(), username=user.username, password=PASSWORD)
         return client
 
     return login

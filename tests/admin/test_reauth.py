@@ -92,7 +92,7 @@ def test_a_link_from_the_console_brings_an_auth_failing_integration_back(
 
     # The customer opens it: no login, the page names the integration and the vendor.
     customer = Client()
-    page = customer.get(reauth_url(token))
+    page = customer.get(reauth_url(token), follow=True)
     assert page.status_code == 200
     content = page.content.decode()
     assert f"Re-authenticate {integration.name}" in content
@@ -172,7 +172,7 @@ def test_a_link_from_the_console_brings_an_auth_failing_integration_back(
 def test_the_public_page_names_the_integration_and_the_vendor(failing):
     integration, new = failing
 
-    response = Client().get(reauth_url(new.token))
+    response = Client().get(reauth_url(new.token), follow=True)
 
     assert response.status_code == 200
     text = " ".join(response.content.decode().split())
@@ -235,7 +235,7 @@ def failing(db, error_catalog):
 
 def try_link(token, data):
     client = Client()
-    return client.get(reauth_url(token)), client.post(reauth_url(token), data)
+    return client.get(reauth_url(token), follow=True), client.post(reauth_url(token), data)
 
 
 def test_an_unknown_token_is_404(failing):
@@ -302,7 +302,7 @@ def test_a_link_replaced_by_a_newer_one_is_410(failing):
         assert response.status_code == 410
         assert "This link was replaced" in response.content.decode()
     assert snapshot(integration) == before
-    assert Client().get(reauth_url(newer.token)).status_code == 200
+    assert Client().get(reauth_url(newer.token), follow=True).status_code == 200
 
 
 def test_a_link_of_a_deleted_integration_is_410(failing):
@@ -317,7 +317,7 @@ def test_a_link_of_a_deleted_integration_is_410(failing):
 
 def test_an_empty_form_is_400(failing):
     integration, new = failing
-    Client().get(reauth_url(new.token))  # opening it is the one change a GET makes
+    Client().get(reauth_url(new.token), follow=True)  # opening it is the one change a GET makes
     before = snapshot(integration)
 
     response = Client().post(reauth_url(new.token), {"api_key": ""})
@@ -348,7 +348,7 @@ def simulated(make_integration):
 def test_credentials_the_vendor_rejects_keep_the_old_ones(simulated, key, reason):
     integration, new = simulated
     customer = Client()
-    customer.get(reauth_url(new.token))
+    customer.get(reauth_url(new.token), follow=True)
     before = snapshot(integration)
 
     response = customer.post(reauth_url(new.token), {"api_key": key})
@@ -364,7 +364,7 @@ def test_credentials_the_vendor_rejects_keep_the_old_ones(simulated, key, reason
     assert integration.get_credentials() == {"api_key": "good-key"}
 
     # The link still works for the right key.
-    assert customer.get(reauth_url(new.token)).status_code == 200
+    assert customer.get(reauth_url(new.token), follow=True).status_code == 200
     response = customer.post(reauth_url(new.token), {"api_key": "new-key"})
     assert response.status_code == 200
     integration.refresh_from_db()

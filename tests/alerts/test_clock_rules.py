@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from alerts.models import Alert
 from alerts.rules import check_clock_rules
-from integrations.models import Integration
+from integrations.models import Integration, ReauthLink
 from tests.factories import IntegrationFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -29,10 +29,16 @@ def test_credentials_expiring_within_the_warning_is_alerted_once(tenant):
     raised = check_clock_rules(now)
     assert [(a.integration_id, a.rule) for a in raised] == [(soon.pk, Alert.Rule.CREDENTIALS_EXPIRING)]
     assert raised[0].context["days_left"] == 6
-    assert raised[0].context["reauth_url"].startswith("http")
+    assert raised[0].context["wants_reauth_link"] is True
     assert check_clock_rules(now + timedelta(hours=1)) == []
+    assert check_clock_rules(now + timedelta(hours=2)) == []
     assert Alert.objects.filter(rule=Alert.Rule.CREDENTIALS_EXPIRING).count() == 1
     assert len(mail.outbox) == 1 and "expire" in mail.outbox[0].subject.lower()
+    # One link, made when the email went out, still usable after the later hourly runs.
+    link = ReauthLink.objects.get(integration=soon)
+    assert (link.used_at, link.revoked_at) == (None, None)
+    assert Alert.objects.get(integration=soon).context["reauth_link_id"] == link.pk
+    assert "/reauth/" in mail.outbox[0].body
 
 
 def test_stale_after_three_intervals_and_the_tenant_override(tenant, alert_tenant):

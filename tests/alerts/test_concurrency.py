@@ -44,7 +44,6 @@ def run_together(target, n=2):
 
 @pytest.fixture
 def failing_integration(alert_tenant, settings):
-    settings.WEBHOOK_ALLOW_PRIVATE = False
     tenant = alert_tenant()
     integration = IntegrationFactory(tenant=tenant, status=Integration.Status.FAILING, consecutive_unsuccessful=10)
     # An endpoint that wants alert.raised: counts the webhook side of "one alert".
@@ -117,7 +116,6 @@ def test_finishing_code_run_twice_for_one_streak_raises_one_alert(
     healthy_then_failing, fail_times, smtp_server, monkeypatch, settings
 ):
     """A retried finishing step (same session, same moment) must not raise or send twice."""
-    settings.WEBHOOK_ALLOW_PRIVATE = False
     integration = healthy_then_failing()
     webhooks.create_endpoint(integration.tenant, "http://127.0.0.1:9/hook", ["alert.raised"])
     calls = []

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from alerts import delivery
 from alerts.models import Alert
-from integrations.models import Integration, IntegrationEvent, SyncSession
+from integrations.models import Integration, IntegrationEvent, ReauthLink, SyncSession
 from issues.models import ErrorCode
 
 live = pytest.mark.django_db(transaction=True)
@@ -189,13 +189,16 @@ def test_auth_failing_sends_one_alert_with_a_working_reauth_link(
     assert message.html is not None and message.text is not None
 
     alert = alerts_of(integration, R.AUTH_FAILING).get()
-    reauth_url, portal_url = alert.context["reauth_url"], alert.context["portal_url"]
+    assert "reauth_url" not in alert.context  # the token lives only in the email
+    portal_url = alert.context["portal_url"]
+    reauth_url = text_links(message.text)[0]
     assert reauth_url.startswith(settings.SITE_URL + "/reauth/")
+    assert alert.context["reauth_link_id"] == ReauthLink.objects.get(integration=integration).pk
     assert portal_url.startswith(settings.SITE_URL + "/portal/")
     assert text_links(message.text) == html_links(message.html) == [reauth_url, portal_url]
 
     assert client.get(site_path(portal_url)).status_code in (200, 302)  # the portal asks to log in
-    page = client.get(site_path(reauth_url))
+    page = client.get(site_path(reauth_url), follow=True)
     assert page.status_code == 200
 
     # The next auth failure of the same streak sends nothing.
@@ -222,14 +225,14 @@ def test_credentials_invalid_goes_to_support_too(make_integration, sync, alert_t
     alert = alerts_of(integration, R.CREDENTIALS_INVALID).get()
     assert settings.SUPPORT_EMAIL in alert.recipients
     assert integration.tenant.alert_emails in alert.recipients
-    assert alert.context["reauth_url"].startswith(settings.SITE_URL + "/reauth/")
+    assert alert.context["wants_reauth_link"] is True
 
     # Immediately, or in the tenant's digest when the window has passed.
     delivery.deliver_due(now=again.finished_at + settings.ALERT_DIGEST_WINDOW + timedelta(seconds=1))
     to_support = smtp_server.to(settings.SUPPORT_EMAIL)
     assert len(to_support) == 1
     assert "Syncs paused" in to_support[0].text or "Credentials invalid" in to_support[0].text
-    assert alert.context["reauth_url"] in to_support[0].text
+    assert settings.SITE_URL + "/reauth/" in to_support[0].text
     assert integration.tenant.alert_emails in to_support[0].rcpt_tos
 
 

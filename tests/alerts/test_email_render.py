@@ -69,7 +69,7 @@ def test_auth_failing_email_renders_with_buttons_matching_the_text_links(
                     now.isoformat(timespec="seconds"),
                     now,
                     recipients=recipients,
-                    reauth_url=rules._reauth_url(integration, recipients, now),
+                    reauth=True,
                 )
             ]
         )

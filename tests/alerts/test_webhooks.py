@@ -15,6 +15,7 @@ from django.utils import timezone
 from alerts import tasks, webhooks
 from alerts.models import WebhookDelivery, WebhookEndpoint
 from integrations.models import Integration, SyncSession
+from syncconsole import outbound
 
 live = pytest.mark.django_db(transaction=True)
 D = WebhookDelivery.State
@@ -59,7 +60,7 @@ class Receiver:
 
 @pytest.fixture
 def receiver(settings):
-    settings.WEBHOOK_ALLOW_PRIVATE = True
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
     settings.WEBHOOK_BACKOFF_SECONDS = 0
     r = Receiver()
     yield r
@@ -160,7 +161,7 @@ def test_back_off_grows_exponentially(receiver, alert_tenant, settings):
 
 @live
 def test_private_addresses_are_refused_unless_allowed(receiver, alert_tenant, settings):
-    settings.WEBHOOK_ALLOW_PRIVATE = False
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
     tenant = alert_tenant()
     webhooks.create_endpoint(tenant, receiver.url)
     d = emit_one(tenant)
@@ -168,14 +169,11 @@ def test_private_addresses_are_refused_unless_allowed(receiver, alert_tenant, se
     assert d.state in (D.PENDING, D.FAILED)
     assert d.attempts == 1
     assert d.response_code is None
-    assert "non-public address" in d.last_error and "127.0.0.1" in d.last_error
+    assert "not allowed: a loopback address" in d.last_error and "127.0.0.1" in d.last_error
     assert receiver.requests == []
-    with pytest.raises(webhooks.AddressRefused):
-        webhooks.check_address("http://10.0.0.5/hook")
-    with pytest.raises(webhooks.AddressRefused):
-        webhooks.check_address("http://169.254.169.254/latest/meta-data")
-    with pytest.raises(webhooks.AddressRefused):
-        webhooks.check_address("ftp://example.com/hook")
+    assert "private network" in outbound.url_problem("http://10.0.0.5/hook")
+    assert "link-local" in outbound.url_problem("http://169.254.169.254/latest/meta-data")
+    assert "http:// or https://" in outbound.url_problem("ftp://example.com/hook")
 
 
 @live
@@ -248,7 +246,7 @@ def test_portal_admin_registers_an_endpoint_and_a_viewer_gets_403(receiver, aler
 
 @live
 def test_portal_refuses_private_addresses_when_not_allowed(receiver, alert_tenant, member, client, settings):
-    settings.WEBHOOK_ALLOW_PRIVATE = False
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
     tenant = alert_tenant()
     client.force_login(member(tenant, role="admin"))
     response = client.post("/portal/webhooks/", {"url": receiver.url})

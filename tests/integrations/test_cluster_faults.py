@@ -15,7 +15,6 @@ clusters read. Signing matches because both sides derive SECRET_KEY and the
 cluster name from syncconsole.settings.
 """
 
-import importlib
 import os
 import threading
 import time
@@ -23,7 +22,6 @@ from datetime import timedelta
 
 import pytest
 import redis
-from django.apps import apps
 from django.db import connection, connections
 from django.utils import timezone
 from django_q.brokers import get_broker
@@ -42,6 +40,7 @@ from integrations.models import (
 from integrations.sync import reaper, scheduler
 from integrations.sync.runner import run_session
 from integrations.sync.starting import AlreadySyncing, enqueue_session, start_sync
+from tests.conftest import seed_catalog
 from tests.factories import IntegrationFactory, TenantFactory
 
 pytest_plugins = ["tests.plugins.simulator", "tests.plugins.qcluster"]
@@ -79,7 +78,7 @@ def wait_for(predicate, *, timeout, interval=0.1, what="the condition"):
 @pytest.fixture
 def catalog():
     """The seeded error codes: an earlier transactional test's flush may have removed them."""
-    importlib.import_module("issues.migrations.0002_seed_error_codes").seed(apps, None)
+    seed_catalog()
 
 
 @pytest.fixture

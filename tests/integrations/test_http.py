@@ -9,6 +9,7 @@ decode is a bad response. None of them is our internal error.
 
 import gzip
 import itertools
+import time
 
 import pytest
 
@@ -114,3 +115,112 @@ def test_a_body_that_stalls_is_a_timeout(serve, http, settings):
     with VendorHttp(sleep=lambda seconds: None) as client:
         with pytest.raises(errors.VendorTimeout, match="did not answer within 0.3 s"):
             client.request("GET", serve(answer))
+
+
+# -- bounded answers -------------------------------------------------------------------
+
+MEASURE_RSS = r"""
+import json, resource, sys, django
+django.setup()
+from integrations.connectors import errors
+from integrations.connectors.http import VendorHttp
+url = sys.argv[1]
+# Warm up: imports and the first connection cost memory of their own.
+with VendorHttp() as http:
+    http.request("GET", url + "?small=1")
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+outcome = "returned"
+try:
+    with VendorHttp() as http:
+        http.request("GET", url)
+except errors.ConnectorError as exc:
+    outcome = exc.code + ": " + exc.message
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"grew_kib": after - before, "outcome": outcome}))
+"""
+
+
+@pytest.mark.slow
+def test_a_300_mb_answer_is_cut_off_without_filling_the_memory(serve):
+    """In a fresh process, so that its peak RSS says what this one request cost."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def answer(conn):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n")  # no length: read to the end
+        block = b"0" * (1024 * 1024)
+        conn.sendall(b'{"items": "')
+        try:
+            for _ in range(300):
+                conn.sendall(block)
+        except OSError:
+            pass  # the client stopped reading, as it should
+
+    served = []
+
+    def answer_small_or_big(conn):
+        served.append(1)
+        if len(served) == 1:  # the warm-up
+            conn.sendall(HEAD + b"Content-Length: 2\r\n\r\n{}")
+        else:
+            answer(conn)
+
+    url = serve(answer_small_or_big)
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "VENDOR_MAX_RESPONSE_BYTES": str(50 * 1024 * 1024)}
+    result = subprocess.run(
+        [sys.executable, "-c", MEASURE_RSS, url],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    assert measured["outcome"].startswith("VENDOR_BAD_RESPONSE: The vendor's answer is larger than 50 MB")
+    assert measured["grew_kib"] < 60 * 1024, measured
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_reading(serve, http, settings):
+    settings.VENDOR_MAX_RESPONSE_BYTES = 1000
+    http.max_bytes = 1000
+    url = serve(lambda conn: conn.sendall(HEAD + b"Content-Length: 5000000\r\n\r\n" + b"0" * 1000))
+    with pytest.raises(errors.BadResponse, match="larger than"):
+        http.request("GET", url)
+
+
+def test_a_person_waiting_is_not_held_by_a_retry_after(serve, settings):
+    settings.WEB_VENDOR_BUDGET_SECONDS = 15
+    calls = []
+
+    def answer(conn):
+        calls.append(1)
+        conn.sendall(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 60\r\nContent-Length: 0\r\n\r\n")
+
+    started = time.monotonic()
+    with VendorHttp.for_web() as web, pytest.raises(errors.RateLimited, match="try again later"):
+        web.request("GET", serve(answer))
+    assert time.monotonic() - started < 2
+    assert calls == [1]
+
+
+def test_a_person_waiting_gets_an_answer_within_the_budget(serve, settings):
+    settings.WEB_VENDOR_BUDGET_SECONDS = 1
+    settings.VENDOR_READ_TIMEOUT = 30
+
+    def answer(conn):
+        conn.sendall(HEAD + b"Content-Length: 100\r\n\r\n{")
+        for _ in range(40):  # a byte every 0.1 s: never idle long enough for the read timeout
+            time.sleep(0.1)
+            try:
+                conn.sendall(b" ")
+            except OSError:
+                return
+
+    started = time.monotonic()
+    with VendorHttp.for_web() as web, pytest.raises(errors.VendorTimeout):
+        web.request("GET", serve(answer))
+    assert time.monotonic() - started < 2.5

@@ -72,6 +72,7 @@ def test_catalog_is_seeded_with_every_design_code():
         "VENDOR_TIMEOUT", "VENDOR_BAD_RESPONSE", "MAPPING_INCOMPLETE", "ITEM_UNMAPPED",
         "ITEM_MISSING_FIELD", "ITEM_INVALID_VALUE", "ITEM_DUPLICATE", "SYNC_LEASE_LOST",
         "SYNC_TIMEOUT", "SYNC_NOT_STARTED", "INTERNAL_ERROR",
+        "DESTINATION_REFUSED",  # the outbound policy's refusal (category configuration)
     }  # fmt: skip
     for code in ErrorCode.objects.all():
         assert code.title and code.customer_advice and code.support_notes, code.code

@@ -3,6 +3,7 @@
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.http import HttpRequest
 
 from integrations.models import Integration, IntegrationEvent, Membership, SyncSession, Tenant
 
@@ -28,7 +29,7 @@ def test_seed_demo_covers_every_status_and_is_idempotent(vendor_simulator, clien
     call_command("seed_demo", "--simulator-url", vendor_simulator.base_url, stdout=open("/dev/null", "w"))
     assert (Integration.objects.count(), SyncSession.objects.count(), get_user_model().objects.count()) == counts
 
-    assert client.login(username="admin", password="admin")
+    assert client.login(request=HttpRequest(), username="admin", password="admin")
     response = client.get("/admin/integrations/integration/")
     assert response.status_code == 200
     for label in Integration.Status.labels:

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.core import mail, signing
+from django.http import HttpRequest
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -377,7 +378,7 @@ def tampered_cursor(integration):
         ({"code": "item_missing_field"}, "Unknown error code 'item_missing_field'."),
         (
             {"category": "weather"},
-            "Unknown category 'weather'; use one of auth, vendor, mapping, data, engine.",
+            "Unknown category 'weather'; use one of auth, vendor, mapping, data, engine, configuration.",
         ),
         (
             {"severity": "apocalyptic"},
@@ -605,9 +606,9 @@ def test_password_reset_by_email_and_logout(acme, integration_in):
 
     # The link worked once; the old password is gone, the new one logs in.
     assert "This link is not valid" in client.get(link, follow=True).content.decode()
-    assert not Client().login(username="alice", password=PASSWORD)
+    assert not Client().login(request=HttpRequest(), username="alice", password=PASSWORD)
     session = Client()
-    assert session.login(username="alice", password="a-Much-better-one-42")
+    assert session.login(request=HttpRequest(), username="alice", password="a-Much-better-one-42")
     assert session.get(reverse("portal:list")).status_code == 200
 
     out = session.post(reverse("portal:logout"))
