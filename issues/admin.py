@@ -26,6 +26,9 @@ class NoteForm(forms.Form):
 def _close_issues(new_state, label):
     @admin.action(description=f"{label} selected issues…", permissions=["resolve"])
     def action(modeladmin, request, queryset):
+        if not queryset.exists():  # "select all" over a search that matches nothing
+            modeladmin.message_user(request, f"{label}: no issue matches; nothing was changed.", messages.WARNING)
+            return None
         form = NoteForm(request.POST if "apply" in request.POST else None)
         if "apply" not in request.POST or not form.is_valid():
             return TemplateResponse(

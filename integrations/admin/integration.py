@@ -308,6 +308,10 @@ class IntegrationAdmin(admin.ModelAdmin):
 
     def run_bulk_action(self, request, queryset, spec):
         integrations = list(queryset.select_related("tenant"))
+        if not integrations:
+            # "Select all" over a search or filter that matches nothing.
+            self.message_user(request, f"{spec.label}: no integration matches; nothing was changed.", messages.WARNING)
+            return None
         form = staff_actions.make_form(spec, integrations[0], request.POST if "apply" in request.POST else None)
         if "apply" not in request.POST or (form is not None and not form.is_valid()):
             needs_page = form is not None or spec.destructive
