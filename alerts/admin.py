@@ -120,4 +120,6 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     @admin.action(description="Send selected deliveries again", permissions=["view"])
     def resend(self, request, queryset):
         copies = [webhooks.resend(d) for d in queryset.select_related("endpoint")]
+        for copy in copies:
+            self.log_change(request, copy, "Resent by staff.")
         self.message_user(request, f"{len(copies)} delivery(ies) queued again.", messages.SUCCESS)

@@ -19,6 +19,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from alerts.models import WebhookDelivery, WebhookEndpoint
+from audit import services as audit
+from audit.models import AuditRecord
 from integrations import crypto
 from syncconsole import outbound
 
@@ -48,7 +50,19 @@ def create_endpoint(tenant, url, events=()):
     endpoint = WebhookEndpoint.objects.create(
         tenant=tenant, url=url, events=list(events), secret_ciphertext=crypto.encrypt_json({"secret": secret})
     )
+    audit.record(
+        AuditRecord.Action.WEBHOOK_CREATED,
+        tenant=tenant,
+        target=url,
+        changes={"endpoint_id": endpoint.pk, "events": list(events)},
+    )
     return endpoint, secret
+
+
+def delete_endpoint(endpoint):
+    """Remove a tenant's endpoint (and its deliveries)."""
+    audit.record(AuditRecord.Action.WEBHOOK_DELETED, tenant=endpoint.tenant_id, target=endpoint.url, changes={"endpoint_id": endpoint.pk})
+    endpoint.delete()
 
 
 def endpoint_secret(endpoint):
@@ -195,6 +209,13 @@ def disable(endpoint, now, reason):
         active=False, disabled_at=now, disabled_reason=reason[:300]
     ):
         return
+    audit.record(
+        AuditRecord.Action.WEBHOOK_DISABLED,
+        tenant=endpoint.tenant_id,
+        target=endpoint.url,
+        changes={"endpoint_id": endpoint.pk, "reason": reason[:300]},
+        now=now,
+    )
     recipients = tenant_recipients(endpoint.tenant)
     if recipients:
         send_mail(

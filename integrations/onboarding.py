@@ -6,6 +6,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from audit import services as audit
+from audit.models import AuditRecord
 from integrations import status as machine
 from integrations.connectors import errors
 from integrations.connectors.base import get_connector_class
@@ -56,6 +58,15 @@ def create_integration(tenant, connector_key, name, *, settings=None, credential
         integration.status_changed_at = now
         integration.status_reason = "Created; waiting for setup."
         integration.save()
+        if credentials:
+            audit.record(
+                AuditRecord.Action.CREDENTIALS_CHANGED,
+                tenant=tenant,
+                target=str(integration),
+                actor=actor,
+                changes={"integration_id": integration.pk, "fields": sorted(credentials), "how": "created"},
+                now=now,
+            )
         IntegrationEvent.objects.create(
             integration=integration,
             kind=IntegrationEvent.Kind.CREATED,

@@ -16,6 +16,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from audit import services as audit
+from audit.models import AuditRecord
+from integrations import crypto
 from integrations import status as machine
 from integrations.connectors import errors
 from integrations.connectors.base import get_connector_class
@@ -158,8 +161,25 @@ def save_credentials(integration, credentials, *, actor=None, note="", now=None)
     connector_class = get_connector_class(integration.connector)
     with transaction.atomic():
         integration.refresh_from_db()
+        try:
+            before = integration.get_credentials()
+        except crypto.InvalidToken:  # unreadable: every field counts as new
+            before = {}
         expire_at = now + connector_class.token_lifetime if connector_class.token_lifetime else None
         integration.set_credentials(credentials, set_at=now, expire_at=expire_at)
+        audit.record(
+            AuditRecord.Action.CREDENTIALS_CHANGED,
+            tenant=integration.tenant_id,
+            target=str(integration),
+            actor=actor,
+            # The names of the fields that changed, never their values.
+            changes={
+                "integration_id": integration.pk,
+                "fields": sorted(k for k in set(before) | set(credentials) if before.get(k) != credentials.get(k)),
+                "note": note[:500],
+            },
+            now=now,
+        )
         integration.save(update_fields=["credentials_ciphertext", "credentials_set_at", "credentials_expire_at"])
         perform_action(integration.pk, machine.Action.CREDENTIALS_UPDATED, actor=actor, note=note, now=now)
         integration.refresh_from_db()

@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from audit import services as audit
+from audit.models import AuditRecord
 from integrations import status as machine
 from integrations.models import Integration, IntegrationEvent
 
@@ -123,6 +125,24 @@ def perform_action(integration_id, action, *, actor=None, note="", now=None):
         )
         if action == machine.Action.CREDENTIALS_REVOKED:
             integration.set_credentials({}, set_at=None)
+            audit.record(
+                AuditRecord.Action.CREDENTIALS_CHANGED,
+                tenant=integration.tenant_id,
+                target=str(integration),
+                actor=actor,
+                changes={"integration_id": integration.pk, "how": "revoked", "note": note[:500]},
+                now=now,
+            )
+        elif actor is not None and not actor.is_staff and action != machine.Action.CREDENTIALS_UPDATED:
+            # Staff actions are recorded through the admin's log (audit.taps).
+            audit.record(
+                AuditRecord.Action.CUSTOMER_ACTION,
+                tenant=integration.tenant_id,
+                target=str(integration),
+                actor=actor,
+                changes={"integration_id": integration.pk, "action": str(action), "note": note[:500]},
+                now=now,
+            )
         apply_transition(
             integration, transition, now=now, actor=actor, note=note, event_kind=ACTION_EVENTS[action]
         )
@@ -218,6 +238,9 @@ def create_api_key(tenant, name, *, created_by=None):
     key = ApiKey.objects.create(
         tenant=tenant, name=name, key_prefix=raw[:10], key_hash=ApiKey.hash_key(raw), created_by=created_by
     )
+    audit.record(
+        AuditRecord.Action.API_KEY_CREATED, tenant=tenant, target=str(key), actor=created_by, changes={"key_id": key.pk}
+    )
     return key, raw
 
 
@@ -225,7 +248,12 @@ def revoke_api_key(key, *, actor=None, now=None):
     """Revoke a key; False if it already was."""
     from integrations.models import ApiKey
 
-    return bool(ApiKey.objects.filter(pk=key.pk, revoked_at=None).update(revoked_at=now or timezone.now()))
+    revoked = bool(ApiKey.objects.filter(pk=key.pk, revoked_at=None).update(revoked_at=now or timezone.now()))
+    if revoked:
+        audit.record(
+            AuditRecord.Action.API_KEY_REVOKED, tenant=key.tenant_id, target=str(key), actor=actor, changes={"key_id": key.pk}
+        )
+    return revoked
 
 
 def deactivate_idle_development(now=None):

@@ -42,6 +42,7 @@ portal_patterns = [
     path("", views.integration_list, name="list"),
     path("api-keys/", views.api_keys, name="api_keys"),
     path("webhooks/", views.webhooks, name="webhooks"),
+    path("activity/", views.activity, name="activity"),
     path("integrations/<int:integration_id>/", views.general_tab, name="general"),
     path("integrations/<int:integration_id>/progress.json", views.progress, name="progress"),
     path("integrations/<int:integration_id>/sync/", views.sync_now, name="sync"),

@@ -14,6 +14,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import F
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -432,7 +433,7 @@ def webhooks(request):
             endpoint_id = request.POST.get("delete", "")
             if not (endpoint_id.isascii() and endpoint_id.isdigit() and len(endpoint_id) <= 18):
                 raise Http404("No such endpoint.")
-            get_object_or_404(WebhookEndpoint, pk=int(endpoint_id), tenant=request.tenant).delete()
+            hooks.delete_endpoint(get_object_or_404(WebhookEndpoint, pk=int(endpoint_id), tenant=request.tenant))
             messages.success(request, "Endpoint removed.")
             return redirect("portal:webhooks")
         if form.is_valid():
@@ -453,3 +454,22 @@ def webhooks(request):
         base_context(request, form=form, endpoints=endpoints, deliveries=deliveries, new_secret=new_secret),
         status=status,
     )
+
+
+ACTIVITY_PER_PAGE = 50
+
+
+@portal_view(role=Membership.Role.ADMIN)
+@require_GET
+def activity(request):
+    """The tenant's own audit records, for its admins. Staff appear as "support", without their address."""
+    from audit.models import AuditRecord
+
+    queryset = AuditRecord.objects.filter(tenant=request.tenant).annotate(actor_is_staff=F("actor__is_staff"))
+    try:
+        records, next_cursor = pagination.page_newest_first(
+            queryset, request.GET.get("after", ""), ACTIVITY_PER_PAGE, field="created_at"
+        )
+    except pagination.BadCursor as exc:
+        return render(request, "portal/activity.html", base_context(request, records=[], error=str(exc)), status=400)
+    return render(request, "portal/activity.html", base_context(request, records=records, next_cursor=next_cursor))

@@ -5,6 +5,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from audit import services as audit
+from audit.models import AuditRecord
 from integrations.admin.common import CappedCountPaginator, ReadOnlyAdmin
 from issues.models import ErrorCode, SupportRequest, SyncIssue
 
@@ -53,6 +55,16 @@ def _close_issues(new_state, label):
             resolved_at=timezone.now(),
             resolution_note=form.cleaned_data["note"],
         )
+        if changed:
+            tenants = sorted(set(queryset.values_list("tenant_id", flat=True)[:1000]))
+            for tenant_id in tenants:  # one record per tenant whose issues changed: each sees its own
+                audit.record(
+                    AuditRecord.Action.STAFF_ACTION,
+                    tenant=tenant_id,
+                    actor=request.user,
+                    target=f"{label} issues",
+                    changes={"state": new_state, "changed": changed, "note": form.cleaned_data["note"][:500]},
+                )
         modeladmin.message_user(request, f"{label}: {changed} issue(s).", messages.SUCCESS)
         if changed == 0:
             modeladmin.message_user(request, "None of the selected issues was open; nothing changed.", messages.WARNING)

@@ -28,3 +28,14 @@ if REDIS_URL:  # noqa: F405
     CACHES = {  # noqa: F405
         "default": {**CACHES["default"], "LOCATION": urlunsplit(_parts._replace(path="/14"))}  # noqa: F405
     }
+
+# SQLite tests use a file in WAL mode, not the shared in-memory database:
+# there a reader meets "database table is locked" at once while another
+# thread writes (the browser tests watch a sync run in a worker thread),
+# where a file database waits on the busy timeout as production does.
+if DATABASES["default"]["ENGINE"] == "dbbackends.sqlite3":  # noqa: F405
+    import tempfile
+
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": os.path.join(tempfile.gettempdir(), f"syncconsole-test-{os.getpid()}.sqlite3")
+    }

@@ -103,7 +103,9 @@ class Vendor:
                     continue
                 path = request.split(b" ", 2)[1].decode()
                 self.requests.append(path)
-                conn.sendall(self.answer(path))
+                # One answer per connection, said so: the client must not reuse a socket about to close.
+                status, _, rest = self.answer(path).partition(b"\r\n")
+                conn.sendall(status + b"\r\nConnection: close\r\n" + rest)
 
     def close(self):
         self.sock.close()
@@ -443,3 +445,25 @@ def test_a_sync_that_meets_our_own_bug_ends_internal_error_with_the_traceback(mo
     assert (session.state, session.error_code_id) == (SyncSession.State.FAILED, "INTERNAL_ERROR")
     traceback_entries = [e for e in session.log if "traceback" in e.get("data", {})]
     assert traceback_entries and "KeyError" in traceback_entries[0]["data"]["traceback"]
+
+
+def test_a_vendor_asking_to_wait_60_s_answers_the_reauth_page_within_the_budget(vendor, settings):
+    """A person waiting on the portal is never held by Retry-After: the page answers at once, saving nothing."""
+    import time
+
+    peer = vendor(lambda path: b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 60\r\nContent-Length: 0\r\n\r\n")
+    integration = carddav_integration()
+    client = tenant_admin_client(integration.tenant)
+    started = time.monotonic()
+
+    response = client.post(
+        reverse("portal:reauthenticate", args=[integration.pk]),
+        {"url": f"{peer.url}/", "username": "someone", "password": "new"},
+    )
+
+    assert time.monotonic() - started < settings.WEB_VENDOR_BUDGET_SECONDS
+    assert response.status_code == 400
+    assert "try again later" in response.content.decode()
+    assert len(peer.requests) == 1
+    integration.refresh_from_db()
+    assert integration.get_credentials()["password"] == "old"

@@ -84,6 +84,8 @@ def drive(browser, base_url, change_url, *, advice, member_email):
     """
     expect = sync_api.expect
     console = browser.new_context()
+    csp_violations = []
+    console.on("console", lambda message: csp_violations.append(message.text) if "Content Security Policy" in message.text else None)
     page = console.new_page()
     page.set_default_timeout(15_000)
 
@@ -114,6 +116,7 @@ def drive(browser, base_url, change_url, *, advice, member_email):
         assert url.startswith(f"{base_url}/reauth/")
 
         customer = browser.new_context()  # no cookies: not logged in
+        customer.on("console", lambda message: csp_violations.append(message.text) if "Content Security Policy" in message.text else None)
         assert customer.cookies() == []
         form = customer.new_page()
         form.set_default_timeout(30_000)
@@ -137,3 +140,5 @@ def drive(browser, base_url, change_url, *, advice, member_email):
         raise
     page.screenshot(path=str(ARTIFACTS / "admin-integration.png"), full_page=True)
     console.close()
+    # The console and the public page work under the Content-Security-Policy: no inline script refused.
+    assert csp_violations == []

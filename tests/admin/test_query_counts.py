@@ -311,6 +311,7 @@ class Data:
         Group.objects.bulk_create([Group(name=f"Team {next(_serial)}") for _ in range(max(1, count // 4))])
         self._add_background_tasks(count)
         self._add_login_records(count)
+        self._add_audit_records(count)
         self.integrations += rows
         if self.focus is None:
             self.focus = rows[0]
@@ -338,6 +339,25 @@ class Data:
             ]
         )
         OrmQ.objects.bulk_create([OrmQ(key="syncconsole", payload="not-a-package") for _ in range(count)])
+
+    def _add_audit_records(self, count):
+        """The audit trail: sign-ins and staff actions with their actors and tenants."""
+        from audit.models import AuditRecord
+
+        tenants = list(Tenant.objects.order_by("pk")[:5])
+        AuditRecord.objects.bulk_create(
+            [
+                AuditRecord(
+                    created_at=self.now - timedelta(seconds=n),
+                    action=(AuditRecord.Action.LOGIN, AuditRecord.Action.STAFF_ACTION)[n % 2],
+                    actor_label=f"user-{n}",
+                    tenant=tenants[n % len(tenants)] if tenants else None,
+                    address="192.0.2.10",
+                    target=f"integration {n}",
+                )
+                for n in (next(_serial) for _ in range(count))
+            ]
+        )
 
     def _add_login_records(self, count):
         """Staff and customer logins as django-axes records them, when it is installed."""

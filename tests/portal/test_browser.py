@@ -74,6 +74,11 @@ def browse(live_server, steps, failure_shot="portal-failure.png"):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 900})
+            csp_violations = []
+            context.on(
+                "console",
+                lambda message: csp_violations.append(message.text) if "Content Security Policy" in message.text else None,
+            )
             page = context.new_page()
             page.set_default_timeout(15_000)
             try:
@@ -81,6 +86,8 @@ def browse(live_server, steps, failure_shot="portal-failure.png"):
             except Exception:
                 page.screenshot(path=str(ARTIFACTS / failure_shot), full_page=True)
                 raise
+            # Every page of the flow works under the Content-Security-Policy: no inline script refused.
+            assert csp_violations == []
         finally:
             browser.close()
 

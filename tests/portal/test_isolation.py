@@ -68,6 +68,7 @@ PORTAL_ROUTES = {
             Probe("POST", data={"delete": "them.webhook"}, label="delete"),
         ),
     ),
+    "portal:activity": Route(serves=("GET",), probes=(Probe("GET", expect=OWN_ONLY, shows=("webhook.url", "key.name")),)),
     "portal:general": Route(serves=("GET",), probes=(Probe("GET", url=THEIR_INTEGRATION),)),
     "portal:progress": Route(serves=("GET",), probes=(Probe("GET", url=THEIR_INTEGRATION),)),
     "portal:sync": Route(

@@ -18,10 +18,12 @@ large one, or an N+1 could not show.
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import User
 from django.urls import reverse
 from django.utils import timezone
 
 from alerts.models import Alert, Incident, WebhookDelivery, WebhookEndpoint
+from audit.models import AuditRecord
 from integrations import pagination
 from integrations.models import AccountMapping, ApiKey, Integration, Membership, SyncSession
 from issues.models import SupportRequest, SyncIssue
@@ -40,6 +42,7 @@ SMALL = {
     "deliveries": 3,
     "incidents": 1,
     "mappings": 2,
+    "audit records": 3,
 }
 LARGE = {
     "integrations": 30,
@@ -51,6 +54,7 @@ LARGE = {
     "deliveries": 40,
     "incidents": 4,
     "mappings": 30,
+    "audit records": 80,
 }
 
 
@@ -183,6 +187,24 @@ class Acme:
                 for n in range(have, size["deliveries"])
             ]
         )
+        # The Activity page: sign-ins of the tenant's people and support's actions, with their actors.
+        have = AuditRecord.objects.filter(tenant=tenant).count()
+        staff = User.objects.filter(is_staff=True).first() or User.objects.create(username="support-agent", is_staff=True)
+        AuditRecord.objects.bulk_create(
+            [
+                AuditRecord(
+                    tenant=tenant,
+                    created_at=now - timedelta(minutes=n),
+                    action=(AuditRecord.Action.LOGIN, AuditRecord.Action.STAFF_ACTION)[n % 2],
+                    actor=(self.admin, staff)[n % 2],
+                    actor_label=("admin", "support-agent")[n % 2],
+                    address="203.0.113.5",
+                    target=f"integration {n}",
+                    changes={"message": "Paused."} if n % 2 else {},
+                )
+                for n in range(have, size["audit records"])
+            ]
+        )
         # Vendor-wide incidents this tenant was told of: the banner on every page.
         have = Incident.objects.filter(resolved_at=None).count()
         for n in range(have, size["incidents"]):
@@ -237,6 +259,7 @@ class Acme:
             ),
             "api keys": (reverse("portal:api_keys"), listed("keys")),
             "webhooks": (reverse("portal:webhooks"), listed("endpoints", "deliveries")),
+            "activity": (reverse("portal:activity"), listed("records")),
         }
 
 
