@@ -1,4 +1,4 @@
-"""The migration state of each release: the last migration of each of our apps.
+"""The migration state of each release: the last migration of each of our apps (None: not there yet).
 
 Upgrading from the previous release is tested (tests/test_migrations.py): a
 database at that state, holding data, is migrated forward and the data
@@ -13,6 +13,7 @@ RELEASES = {
         "integrations": "0008_seen_items",
         "issues": "0002_seed_error_codes",
         "alerts": "0001_initial",
+        "audit": None,
     },
 }
 
