@@ -153,3 +153,34 @@ def add_integrations(make, tenant, count, name="Integration"):
         ]
     )
     return rows
+
+
+ISSUE_CODES = ("ITEM_MISSING_FIELD", "ITEM_INVALID_VALUE", "ITEM_DUPLICATE", "ITEM_UNMAPPED")
+
+
+def add_issues(integration, total, now):
+    """Bulk-create item issues on `integration` until it has `total`: mixed codes, severities and states."""
+    from datetime import timedelta
+
+    from issues.models import SyncIssue
+
+    have = SyncIssue.objects.filter(integration=integration).count()
+    return SyncIssue.objects.bulk_create(
+        [
+            SyncIssue(
+                tenant_id=integration.tenant_id,
+                integration=integration,
+                error_code_id=ISSUE_CODES[n % len(ISSUE_CODES)],
+                severity=("warning", "error", "info")[n % 3],
+                state=("open", "open", "resolved", "ignored")[n % 4],
+                item_type="item",
+                external_id=f"item-{n:07d}",
+                item_label=f"Item {n}",
+                first_seen_at=now - timedelta(days=2),
+                last_seen_at=now - timedelta(seconds=n),
+                occurrences=1 + n % 5,
+            )
+            for n in range(have, total)
+        ],
+        batch_size=2000,
+    )

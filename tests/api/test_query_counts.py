@@ -21,10 +21,9 @@ from integrations import pagination
 from integrations.models import Integration, SyncSession
 from issues.models import SyncIssue
 from tests.factories import SyncSessionFactory, TenantFactory
-from tests.queries import add_integrations, measure, report
+from tests.queries import add_integrations, add_issues, measure, report
 
 S = Integration.Status
-CODES = ("ITEM_MISSING_FIELD", "ITEM_INVALID_VALUE", "ITEM_DUPLICATE", "ITEM_UNMAPPED")
 SMALL = {"integrations": 3, "issues": 10}
 LARGE = {"integrations": 30, "issues": 10_000}
 
@@ -34,25 +33,7 @@ def grow(make, integration, size):
     now = timezone.now()
     tenant = integration.tenant
     add_integrations(make, tenant, size["integrations"] - Integration.objects.filter(tenant=tenant).count())
-    have = SyncIssue.objects.filter(integration=integration).count()
-    SyncIssue.objects.bulk_create(
-        [
-            SyncIssue(
-                tenant=tenant,
-                integration=integration,
-                error_code_id=CODES[n % len(CODES)],
-                severity=("warning", "error", "info")[n % 3],
-                state=("open", "open", "resolved", "ignored")[n % 4],
-                item_type="item",
-                external_id=f"item-{n:07d}",
-                item_label=f"Item {n}",
-                first_seen_at=now - timedelta(days=2),
-                last_seen_at=now - timedelta(seconds=n),
-            )
-            for n in range(have, size["issues"])
-        ],
-        batch_size=2000,
-    )
+    add_issues(integration, size["issues"], now)
     SyncSessionFactory(
         integration=integration,
         state=SyncSession.State.SUCCEEDED,

@@ -28,10 +28,9 @@ from integrations import pagination
 from integrations.models import AccountMapping, ApiKey, Integration, Membership, SyncSession
 from issues.models import SupportRequest, SyncIssue
 from tests.factories import SyncSessionFactory, TenantFactory
-from tests.queries import add_integrations, measure, report
+from tests.queries import add_integrations, add_issues, measure, report
 
 S = Integration.Status
-CODES = ("ITEM_MISSING_FIELD", "ITEM_INVALID_VALUE", "ITEM_DUPLICATE", "ITEM_UNMAPPED")
 SMALL = {
     "integrations": 3,
     "issues": 10,
@@ -81,26 +80,7 @@ class Acme:
         listed = Integration.objects.filter(tenant=tenant).count()
         add_integrations(self.make, tenant, size["integrations"] - listed, name="Acme")
 
-        have = SyncIssue.objects.filter(integration=focus).count()
-        issues = SyncIssue.objects.bulk_create(
-            [
-                SyncIssue(
-                    tenant=tenant,
-                    integration=focus,
-                    error_code_id=CODES[n % len(CODES)],
-                    severity=("warning", "error", "info")[n % 3],
-                    state=("open", "open", "resolved", "ignored")[n % 4],
-                    item_type="item",
-                    external_id=f"item-{n:07d}",
-                    item_label=f"Item {n}",
-                    first_seen_at=now - timedelta(days=2),
-                    last_seen_at=now - timedelta(seconds=n),
-                    occurrences=1 + n % 5,
-                )
-                for n in range(have, size["issues"])
-            ],
-            batch_size=2000,
-        )
+        issues = add_issues(focus, size["issues"], now)
         SupportRequest.objects.bulk_create(
             [SupportRequest(issue=issue, user=self.admin, message="Help") for issue in issues[::100]]
         )
