@@ -27,7 +27,7 @@ from integrations import status as machine
 from integrations.admin.panels import history_svg
 from integrations.connectors.base import get_connector_class
 from integrations.models import AccountMapping, ApiKey, Membership, SyncedRecord, SyncSession
-from integrations.onboarding import complete_mapping
+from integrations.mapping import save_mapping
 from integrations.sync.starting import SyncRefused, start_sync
 from integrations.views_reauth import credentials_form
 from issues.models import ErrorCode, Severity, SupportRequest, SyncIssue
@@ -244,7 +244,7 @@ def mapping(request, integration_id):
         m.pk: (form.cleaned_data.get(f"target_{m.pk}", "").strip(), bool(form.cleaned_data.get(f"ignore_{m.pk}")))
         for m in mappings
     }
-    result = complete_mapping(integration, choices, actor=request.user)
+    result = save_mapping(integration, choices, actor=request.user)
     messages.success(request, result)
     return redirect("portal:general", integration.pk)
 

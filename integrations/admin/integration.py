@@ -11,6 +11,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from integrations import mapping
 from integrations.admin import actions as staff_actions
 from integrations.admin import panels
 from integrations.admin.common import relative, status_badge
@@ -127,6 +128,13 @@ class IntegrationAdmin(admin.ModelAdmin):
                 _last_sync=F("last_session__finished_at"),
             )
         )
+
+    def save_related(self, request, form, formsets, change):
+        """The mapping inline writes rows; their consequences (setup, the first sync) go through the one service."""
+        super().save_related(request, form, formsets, change)
+        if any(formset.model is AccountMapping and formset.has_changed() for formset in formsets):
+            message = mapping.apply_completeness(form.instance, actor=request.user)
+            self.message_user(request, message, messages.INFO)
 
     def has_add_permission(self, request):
         # Integrations are created through onboarding (discovery, mapping,

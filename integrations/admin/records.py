@@ -2,12 +2,21 @@
 
 import json
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from integrations import mapping
 from integrations.admin.common import CappedCountPaginator, ReadOnlyAdmin, session_badge
-from integrations.models import AccountMapping, ApiKey, IntegrationEvent, ReauthLink, SeenItem, SyncedRecord, SyncSession
+from integrations.models import (
+    AccountMapping,
+    ApiKey,
+    IntegrationEvent,
+    ReauthLink,
+    SeenItem,
+    SyncedRecord,
+    SyncSession,
+)
 from integrations.reauth import link_state
 
 
@@ -110,6 +119,25 @@ class AccountMappingAdmin(admin.ModelAdmin):
     list_select_related = ("integration", "integration__tenant")
     search_fields = ("^vendor_account_id", "vendor_account_name")
     raw_id_fields = ("integration",)
+
+    def get_readonly_fields(self, request, obj=None):
+        # A row belongs to the integration whose vendor listed the account.
+        return ("integration", "vendor_account_id") if obj is not None else ()
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        self.message_user(request, mapping.apply_completeness(obj.integration, actor=request.user), messages.INFO)
+
+    def delete_model(self, request, obj):
+        integration = obj.integration
+        super().delete_model(request, obj)
+        self.message_user(request, mapping.apply_completeness(integration, actor=request.user), messages.INFO)
+
+    def delete_queryset(self, request, queryset):
+        integrations = list({m.integration for m in queryset.select_related("integration")})
+        super().delete_queryset(request, queryset)
+        for integration in integrations:
+            mapping.apply_completeness(integration, actor=request.user)
 
 
 @admin.register(SeenItem)

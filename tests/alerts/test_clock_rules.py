@@ -56,3 +56,24 @@ def test_stale_after_three_intervals_and_the_tenant_override(tenant, alert_tenan
     raised = check_clock_rules(now)
     assert {(a.integration_id, a.rule) for a in raised} == {(stale.pk, Alert.Rule.STALE)}
     assert check_clock_rules(now + timedelta(minutes=5)) == []
+
+
+def test_a_day_of_hourly_clock_rules_sends_one_alert_with_one_link_that_still_works(tenant):
+    """The hourly run must not mint (and so revoke) a link for an alert it does not insert."""
+    from integrations import reauth
+    from integrations.models import IntegrationEvent
+
+    start = timezone.now()
+    integration = IntegrationFactory(tenant=tenant, status="active", credentials={"api_key": "k"})
+    Integration.objects.filter(pk=integration.pk).update(credentials_expire_at=start + timedelta(days=5))
+
+    for hour in range(24):
+        check_clock_rules(start + timedelta(hours=hour))
+
+    assert Alert.objects.filter(integration=integration).count() == 1
+    link = ReauthLink.objects.get(integration=integration)
+    assert (link.used_at, link.revoked_at) == (None, None)
+    assert IntegrationEvent.objects.filter(integration=integration, kind=IntegrationEvent.Kind.LINK_SENT).count() == 1
+    (message,) = [m for m in mail.outbox if "expire" in m.subject.lower()]
+    token = message.body.split("/reauth/", 1)[1].split("/", 1)[0]
+    assert reauth.find_link(token, now=start + timedelta(hours=24)).pk == link.pk
