@@ -18,7 +18,7 @@ def _failing_with(connector, code, since):
     return Integration.objects.filter(
         connector=connector,
         deleted_at=None,
-        last_outcome__in=machine.O.UNSUCCESSFUL,
+        last_outcome__in=machine.UNSUCCESSFUL,
         last_error_code=code,
         last_outcome_at__gte=since,
     )

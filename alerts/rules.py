@@ -19,7 +19,7 @@ from integrations.models import Integration, Membership
 from integrations.selectors import customer_words, what_next
 
 R = Alert.Rule
-S = Integration.Status
+Status = Integration.Status
 
 
 def _iso(moment):
@@ -130,7 +130,7 @@ def on_session_finished(integration, session, before, transition, now):
     incident = incidents.on_session_finished(integration, session, now)
     alerts = []
 
-    unsuccessful = after.last_outcome in machine.O.UNSUCCESSFUL
+    unsuccessful = after.last_outcome in machine.UNSUCCESSFUL
     if unsuccessful and after.consecutive_unsuccessful >= tenant.alert_threshold():
         held = incident is not None and incident.error_code_id == session.error_code_id
         alerts.append(
@@ -145,7 +145,7 @@ def on_session_finished(integration, session, before, transition, now):
                 incident=incident if held else None,
             )
         )
-    if after.last_outcome == machine.O.AUTH_FAILED and before.auth_failing_since is None and after.auth_failing_since:
+    if after.last_outcome == machine.OutcomeKind.AUTH_FAILED and before.auth_failing_since is None and after.auth_failing_since:
         streak = _iso(after.auth_failing_since)
         if not Alert.objects.filter(integration=integration, rule=R.AUTH_FAILING, streak=streak).exists():
             alerts.append(
@@ -159,7 +159,7 @@ def on_session_finished(integration, session, before, transition, now):
                     reauth=True,
                 )
             )
-    if transition.status == S.CREDENTIALS_INVALID and transition.previous_status != S.CREDENTIALS_INVALID:
+    if transition.status == Status.CREDENTIALS_INVALID and transition.previous_status != Status.CREDENTIALS_INVALID:
         streak = _iso(after.auth_failing_since)
         if not Alert.objects.filter(integration=integration, rule=R.CREDENTIALS_INVALID, streak=streak).exists():
             alerts.append(
@@ -173,9 +173,9 @@ def on_session_finished(integration, session, before, transition, now):
                     reauth=True,
                 )
             )
-    if transition.status == S.QUALITY_ASSURANCE and transition.previous_status != S.QUALITY_ASSURANCE:
+    if transition.status == Status.QUALITY_ASSURANCE and transition.previous_status != Status.QUALITY_ASSURANCE:
         alerts.append(quality_assurance_alert(integration, session, now))
-    if after.last_outcome in machine.O.SUCCESSFUL and before.consecutive_unsuccessful:
+    if after.last_outcome in machine.SUCCESSFUL and before.consecutive_unsuccessful:
         streaks = {_iso(before.unsuccessful_since), _iso(before.auth_failing_since)}
         alerted = Alert.objects.filter(
             integration=integration,
@@ -223,7 +223,7 @@ def quality_assurance_alert(integration, session, now):
 
 def on_action(integration, transition, now):
     """Alerts and webhooks for a person's action (inside its transaction)."""
-    if transition.status == S.QUALITY_ASSURANCE and transition.previous_status != S.QUALITY_ASSURANCE:
+    if transition.status == Status.QUALITY_ASSURANCE and transition.previous_status != Status.QUALITY_ASSURANCE:
         raise_alerts([quality_assurance_alert(integration, integration.last_session, now)])
     if transition.changed:
         webhooks.status_changed(integration, transition, now)
@@ -254,7 +254,7 @@ def check_clock_rules(now):
     candidates = Integration.objects.select_related("tenant").filter(
         deleted_at=None,
         paused=False,
-        status__in=(S.ACTIVE, S.WARNINGS),
+        status__in=(Status.ACTIVE, Status.WARNINGS),
         last_success_at__isnull=False,
     )
     for integration in candidates.filter(last_success_at__lt=now - STALE_MIN).iterator(chunk_size=500):

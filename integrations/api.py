@@ -124,7 +124,7 @@ def integration_json(integration):
         "name": integration.name,
         "connector": integration.connector,
         "kind": integration.kind,
-        "status": selectors.API_STATUS.get(integration.status, "unknown"),
+        "status": selectors.api_status(integration.status),
         "status_words": headline,
         "status_reason": integration.status_reason,
         "status_changed_at": _iso(integration.status_changed_at),

@@ -14,7 +14,6 @@ from django.db.models import Q
 
 from integrations import crypto
 
-
 USER_MODEL = settings.AUTH_USER_MODEL
 
 
@@ -146,6 +145,9 @@ class Integration(models.Model):
         FAILED = "failed", "Failed"
         AUTH_FAILED = "auth_failed", "Failed on authentication"
         UNKNOWN = "unknown", "Unknown"
+
+    SUCCESSFUL_OUTCOMES = (Outcome.SUCCEEDED, Outcome.WARNINGS)
+    UNSUCCESSFUL_OUTCOMES = (Outcome.FAILED, Outcome.AUTH_FAILED, Outcome.UNKNOWN)
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="integrations")
     connector = models.CharField(max_length=50, db_index=True)

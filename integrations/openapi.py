@@ -1,6 +1,6 @@
 """The OpenAPI 3.0 document of `/api/v1/` (served at /api/v1/openapi.json, checked by tests)."""
 
-from integrations.selectors import API_STATUS
+from integrations.selectors import api_status_words
 
 NULLABLE_TIME = {"type": "string", "format": "date-time", "nullable": True}
 
@@ -39,7 +39,7 @@ def document(server_url):
             "name": {"type": "string"},
             "connector": {"type": "string"},
             "kind": {"type": "string", "enum": ["vendor", "psa"]},
-            "status": {"type": "string", "enum": sorted(set(API_STATUS.values()))},
+            "status": {"type": "string", "enum": api_status_words()},
             "status_words": {"type": "string"},
             "status_reason": {"type": "string"},
             "status_changed_at": NULLABLE_TIME,

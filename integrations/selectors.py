@@ -12,55 +12,25 @@ from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 
 from integrations.models import Integration, SyncSession
+from integrations.statuses import DECLARATIONS
 from issues.models import ErrorCode, SyncIssue
 
-S = Integration.Status
-
-# The status in the customer's words: (headline, what it means for them).
-CUSTOMER_WORDS = {
-    S.SETUP: ("Setting up", "This integration is not syncing yet."),
-    S.ACTIVE: ("Syncing normally", "Your data is up to date as of the last sync."),
-    S.WARNINGS: (
-        "Syncing, some items need attention",
-        "The last sync worked, but some records could not be synced as they are. See the Issues tab.",
-    ),
-    S.FAILING: ("Sync failing", "The last sync did not complete. We retry automatically."),
-    S.UNKNOWN: (
-        "Sync in an unknown state",
-        "We could not confirm how the last sync ended. Nothing was lost; the next sync runs as scheduled.",
-    ),
-    S.AUTH_FAILING: (
-        "Sign-in to the vendor failing",
-        "The vendor no longer accepts the saved credentials. Re-authenticate to resume syncing.",
-    ),
-    S.CREDENTIALS_INVALID: (
-        "Paused: new credentials needed",
-        "Sign-in has failed for several days, so syncs are paused until you re-authenticate.",
-    ),
-    S.QUALITY_ASSURANCE: (
-        "Under review by our team",
-        "Our engineers are checking this integration's data before syncing resumes. No action needed from you.",
-    ),
-    S.INACTIVE: ("Switched off", "This integration does not sync."),
-    S.DELETED: ("Deleted", "This integration was deleted."),
-}
-
-# The subset of statuses the API speaks (stable words for programs).
-API_STATUS = {
-    S.SETUP: "setup",
-    S.ACTIVE: "ok",
-    S.WARNINGS: "warnings",
-    S.FAILING: "failing",
-    S.UNKNOWN: "unknown",
-    S.AUTH_FAILING: "auth_failing",
-    S.CREDENTIALS_INVALID: "auth_failing",
-    S.QUALITY_ASSURANCE: "paused",
-    S.INACTIVE: "inactive",
-}
-
+Status = Integration.Status
 
 def customer_words(status):
-    return CUSTOMER_WORDS.get(status, (status, ""))
+    """(headline, what it means) in the customer's words, from the status's declaration."""
+    found = DECLARATIONS.get(status)
+    return (found.headline, found.meaning) if found else (status, "")
+
+
+def api_status(status):
+    """The stable word programs read for a status."""
+    found = DECLARATIONS.get(status)
+    return found.api_word if found else "unknown"
+
+
+def api_status_words():
+    return sorted({d.api_word for d in DECLARATIONS.values() if d.status != Integration.Status.DELETED})
 
 
 def integrations_for_tenant(tenant):
@@ -90,16 +60,13 @@ def integrations_for_tenant(tenant):
 def what_next(integration, now):
     """One sentence: what will happen without anyone doing anything."""
     status = integration.status
-    if status == S.SETUP:
+    if status == Status.SETUP:
         if not integration.mapping_complete:
             return "Map your vendor accounts to start the first sync."
         return "The first sync is running or about to run."
-    if status == S.CREDENTIALS_INVALID:
-        return "Syncs are paused until you re-authenticate."
-    if status == S.QUALITY_ASSURANCE:
-        return "Scheduled syncs resume when our review is done."
-    if status == S.INACTIVE:
-        return "Nothing runs until the integration is reactivated."
+    fixed = DECLARATIONS[status].next_step
+    if fixed:
+        return fixed
     if integration.paused:
         return "Syncs are paused by our support team."
     if integration.next_sync_at:

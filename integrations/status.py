@@ -1,4 +1,4 @@
-"""The integration status machine: pure functions, no I/O.
+"""The integration status machine: pure functions, no I/OutcomeKind.
 
 An integration's status is derived from a handful of facts (flags set by
 people, the setup state, the last finished session and the current streaks)
@@ -17,46 +17,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
 
-class S:
-    """Status values (the same strings as Integration.Status)."""
+from integrations.models import Integration
 
-    SETUP = "setup"
-    ACTIVE = "active"
-    WARNINGS = "warnings"
-    FAILING = "failing"
-    UNKNOWN = "unknown"
-    AUTH_FAILING = "auth_failing"
-    CREDENTIALS_INVALID = "credentials_invalid"
-    QUALITY_ASSURANCE = "quality_assurance"
-    INACTIVE = "inactive"
-    DELETED = "deleted"
-
-    ALL = (
-        SETUP,
-        ACTIVE,
-        WARNINGS,
-        FAILING,
-        UNKNOWN,
-        AUTH_FAILING,
-        CREDENTIALS_INVALID,
-        QUALITY_ASSURANCE,
-        INACTIVE,
-        DELETED,
-    )
-
-
-class O:
-    """Outcomes of a finished session (Integration.Outcome values)."""
-
-    NONE = ""
-    SUCCEEDED = "succeeded"
-    WARNINGS = "warnings"
-    FAILED = "failed"
-    AUTH_FAILED = "auth_failed"
-    UNKNOWN = "unknown"
-
-    UNSUCCESSFUL = (FAILED, AUTH_FAILED, UNKNOWN)
-    SUCCESSFUL = (SUCCEEDED, WARNINGS)
+Status = Integration.Status
+OutcomeKind = Integration.Outcome  # the last finished session as the machine sees it
+SUCCESSFUL = Integration.SUCCESSFUL_OUTCOMES
+UNSUCCESSFUL = Integration.UNSUCCESSFUL_OUTCOMES
 
 
 class Action(str, Enum):
@@ -88,7 +54,7 @@ class Facts:
     mapping_complete: bool = False
     first_sync_finished: bool = False
     ever_succeeded: bool = False
-    last_outcome: str = O.NONE
+    last_outcome: str = OutcomeKind.NONE
     last_outcome_at: datetime | None = None
     last_error_code: str = ""
     consecutive_unsuccessful: int = 0
@@ -109,15 +75,15 @@ class Outcome:
     @property
     def kind(self):
         if self.state == "succeeded":
-            return O.SUCCEEDED
+            return OutcomeKind.SUCCEEDED
         if self.state == "warnings":
-            return O.WARNINGS
+            return OutcomeKind.WARNINGS
         if self.state == "failed":
-            return O.AUTH_FAILED if self.auth_error else O.FAILED
+            return OutcomeKind.AUTH_FAILED if self.auth_error else OutcomeKind.FAILED
         if self.state == "unknown":
-            return O.UNKNOWN
+            return OutcomeKind.UNKNOWN
         if self.state == "cancelled":
-            return O.NONE
+            return OutcomeKind.NONE
         raise IllegalTransition(f"A session in state {self.state!r} has not finished.")
 
 
@@ -136,7 +102,7 @@ class Transition:
 def credentials_invalid(facts, threshold):
     """Auth has failed on every sync for at least `threshold`, nothing else between."""
     return (
-        facts.last_outcome == O.AUTH_FAILED
+        facts.last_outcome == OutcomeKind.AUTH_FAILED
         and facts.auth_failing_since is not None
         and facts.last_outcome_at is not None
         and facts.last_outcome_at - facts.auth_failing_since >= threshold
@@ -146,46 +112,46 @@ def credentials_invalid(facts, threshold):
 def derive(facts, threshold):
     """(status, reason) for the facts, by DESIGN.md's precedence."""
     if facts.deleted:
-        return S.DELETED, "Deleted by staff; restorable until purged."
+        return Status.DELETED, "Deleted by staff; restorable until purged."
     if facts.inactive:
-        return S.INACTIVE, "Switched off; no syncs run."
+        return Status.INACTIVE, "Switched off; no syncs run."
     if facts.credentials_revoked:
-        return S.CREDENTIALS_INVALID, "Credentials were revoked; syncs are paused until someone re-authenticates."
+        return Status.CREDENTIALS_INVALID, "Credentials were revoked; syncs are paused until someone re-authenticates."
     if credentials_invalid(facts, threshold):
-        return S.CREDENTIALS_INVALID, (
+        return Status.CREDENTIALS_INVALID, (
             f"Every sync since {_when(facts.auth_failing_since)} failed on authentication "
             f"({facts.last_error_code}); syncs are paused until new credentials are saved."
         )
     if facts.quality_assurance:
-        return S.QUALITY_ASSURANCE, "Under quality assurance: scheduled syncs are paused while staff review."
+        return Status.QUALITY_ASSURANCE, "Under quality assurance: scheduled syncs are paused while staff review."
     if not facts.mapping_complete:
-        return S.SETUP, "Account mapping is incomplete: every vendor account must be mapped or ignored."
+        return Status.SETUP, "Account mapping is incomplete: every vendor account must be mapped or ignored."
     if not facts.first_sync_finished:
-        return S.SETUP, "Waiting for the first sync to finish."
+        return Status.SETUP, "Waiting for the first sync to finish."
     return _from_outcome(facts)
 
 
 def _from_outcome(facts):
     outcome, code = facts.last_outcome, facts.last_error_code
-    if outcome == O.SUCCEEDED:
-        return S.ACTIVE, "The last sync succeeded."
-    if outcome == O.WARNINGS:
-        return S.WARNINGS, "The last sync succeeded, but some items have issues."
-    if outcome == O.AUTH_FAILED and facts.auth_failing_since is None:
-        return S.AUTH_FAILING, "New credentials were saved after authentication failed; the next sync checks them."
-    if outcome == O.AUTH_FAILED:
-        return S.AUTH_FAILING, (
+    if outcome == OutcomeKind.SUCCEEDED:
+        return Status.ACTIVE, "The last sync succeeded."
+    if outcome == OutcomeKind.WARNINGS:
+        return Status.WARNINGS, "The last sync succeeded, but some items have issues."
+    if outcome == OutcomeKind.AUTH_FAILED and facts.auth_failing_since is None:
+        return Status.AUTH_FAILING, "New credentials were saved after authentication failed; the next sync checks them."
+    if outcome == OutcomeKind.AUTH_FAILED:
+        return Status.AUTH_FAILING, (
             f"The last sync failed on authentication ({code}); failing since "
             f"{_when(facts.auth_failing_since)}."
         )
-    if outcome == O.FAILED:
-        return S.FAILING, (
+    if outcome == OutcomeKind.FAILED:
+        return Status.FAILING, (
             f"The last sync failed ({code}); {facts.consecutive_unsuccessful} unsuccessful in a row."
         )
-    if outcome == O.UNKNOWN:
-        return S.UNKNOWN, f"The engine could not confirm how the last sync ended ({code})."
+    if outcome == OutcomeKind.UNKNOWN:
+        return Status.UNKNOWN, f"The engine could not confirm how the last sync ended ({code})."
     # First sync finished with no outcome on record: only after a cancelled run.
-    return S.SETUP, "Waiting for the first sync to finish."
+    return Status.SETUP, "Waiting for the first sync to finish."
 
 
 def _when(moment):
@@ -195,32 +161,32 @@ def _when(moment):
 def on_session_finished(facts, current_status, outcome, threshold):
     """The transition for a finished session's outcome."""
     kind = outcome.kind
-    if kind == O.NONE:  # cancelled: nothing about the integration is learnt
+    if kind == OutcomeKind.NONE:  # cancelled: nothing about the integration is learnt
         status, reason = derive(facts, threshold)
         return Transition(facts, status, reason, current_status)
 
     changes = {
         "last_outcome": kind,
         "last_outcome_at": outcome.finished_at,
-        "last_error_code": outcome.error_code if kind in O.UNSUCCESSFUL else "",
+        "last_error_code": outcome.error_code if kind in UNSUCCESSFUL else "",
     }
-    if kind in O.SUCCESSFUL:
+    if kind in SUCCESSFUL:
         changes.update(consecutive_unsuccessful=0, unsuccessful_since=None, auth_failing_since=None)
     else:
         changes.update(
             consecutive_unsuccessful=facts.consecutive_unsuccessful + 1,
             unsuccessful_since=facts.unsuccessful_since or outcome.finished_at,
         )
-        if kind == O.AUTH_FAILED:
+        if kind == OutcomeKind.AUTH_FAILED:
             changes["auth_failing_since"] = facts.auth_failing_since or outcome.finished_at
         else:
             changes["auth_failing_since"] = None
 
     # The first-sync rule: item issues or a non-auth failure on an integration
     # that never succeeded go to quality assurance for staff to review.
-    if not facts.ever_succeeded and kind in (O.WARNINGS, O.FAILED) and facts.mapping_complete and not facts.deleted:
+    if not facts.ever_succeeded and kind in (OutcomeKind.WARNINGS, OutcomeKind.FAILED) and facts.mapping_complete and not facts.deleted:
         changes["quality_assurance"] = True
-    if kind in O.SUCCESSFUL:
+    if kind in SUCCESSFUL:
         changes["ever_succeeded"] = True
     if facts.mapping_complete:
         changes["first_sync_finished"] = True
@@ -290,7 +256,7 @@ def on_action(facts, current_status, action, threshold):
 
 def countdown_to_credentials_invalid(facts, threshold, now):
     """How long auth may keep failing before credentials_invalid, or None."""
-    if facts.last_outcome != O.AUTH_FAILED or facts.auth_failing_since is None:
+    if facts.last_outcome != OutcomeKind.AUTH_FAILED or facts.auth_failing_since is None:
         return None
     remaining = facts.auth_failing_since + threshold - now
     return max(remaining, timedelta(0))

@@ -26,8 +26,8 @@ from integrations import pagination, reauth, selectors, services
 from integrations import status as machine
 from integrations.admin.panels import history_svg
 from integrations.connectors.base import get_connector_class
-from integrations.models import AccountMapping, ApiKey, Membership, SyncedRecord, SyncSession
 from integrations.mapping import save_mapping
+from integrations.models import AccountMapping, ApiKey, Membership, SyncedRecord, SyncSession
 from integrations.sync.starting import SyncRefused, start_sync
 from integrations.views_reauth import credentials_form
 from issues.models import ErrorCode, Severity, SupportRequest, SyncIssue

@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from integrations import reauth, services
 from integrations import status as machine
 from integrations.models import Integration, SyncSession
+from integrations.statuses import declaration
 from integrations.sync.starting import SyncRefused, start_sync
 
 
@@ -74,7 +75,7 @@ class ActionSpec:
     bulk: bool = True
 
     def available(self, integration):
-        return AVAILABLE[self.name](integration)
+        return available(self.name, integration)
 
     @property
     def has_page(self):
@@ -124,7 +125,7 @@ def _send_link(integration, user, data):
     return reauth.create_link(integration, recipient=data["recipient"], created_by=user)
 
 
-S = Integration.Status
+Status = Integration.Status
 ACTIONS = {
     spec.name: spec
     for spec in (
@@ -160,21 +161,20 @@ PERFORM = {
     ),
 }
 
-_live = lambda i: i.status not in (S.DELETED,)  # noqa: E731
-AVAILABLE = {
-    "sync_now": lambda i: i.status not in (S.DELETED, S.INACTIVE),
-    "full_sync": lambda i: i.status not in (S.DELETED, S.INACTIVE),
-    "send_reauth_link": _live,
-    "enter_qa": lambda i: i.status not in (S.DELETED, S.INACTIVE, S.QUALITY_ASSURANCE),
-    "release_qa": lambda i: i.status == S.QUALITY_ASSURANCE,
-    "pause": lambda i: _live(i) and not i.paused,
-    "resume": lambda i: _live(i) and i.paused,
-    "deactivate": lambda i: i.status not in (S.DELETED, S.INACTIVE),
-    "reactivate": lambda i: i.status == S.INACTIVE,
-    "delete": _live,
-    "restore": lambda i: i.status == S.DELETED,
-    "revoke_credentials": lambda i: _live(i) and i.has_credentials,
+# Beyond what the status allows (integrations.statuses), a few actions look at the integration's flags.
+FLAG_CONDITIONS = {
+    "pause": lambda i: not i.paused,
+    "resume": lambda i: i.paused,
+    "revoke_credentials": lambda i: i.has_credentials,
 }
+
+
+def available(name, integration):
+    """Whether the staff action `name` applies to the integration as it is now."""
+    if name not in declaration(integration.status).actions:
+        return False
+    return FLAG_CONDITIONS.get(name, lambda i: True)(integration)
+
 
 REFUSALS = (machine.IllegalTransition, SyncRefused)
 

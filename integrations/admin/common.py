@@ -10,19 +10,8 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from integrations.models import Integration, SyncSession
+from integrations.statuses import DECLARATIONS
 
-STATUS_COLOURS = {
-    Integration.Status.SETUP: "#6b7280",
-    Integration.Status.ACTIVE: "#15803d",
-    Integration.Status.WARNINGS: "#b45309",
-    Integration.Status.FAILING: "#b91c1c",
-    Integration.Status.UNKNOWN: "#7c3aed",
-    Integration.Status.AUTH_FAILING: "#c2410c",
-    Integration.Status.CREDENTIALS_INVALID: "#991b1b",
-    Integration.Status.QUALITY_ASSURANCE: "#1d4ed8",
-    Integration.Status.INACTIVE: "#4b5563",
-    Integration.Status.DELETED: "#111827",
-}
 SESSION_COLOURS = {
     SyncSession.State.SUCCEEDED: "#15803d",
     SyncSession.State.WARNINGS: "#d97706",
@@ -37,7 +26,7 @@ SESSION_COLOURS = {
 def status_badge(status):
     label = Integration.Status(status).label if status in Integration.Status.values else status
     return format_html(
-        '<span class="sc-badge" style="background:{}">{}</span>', STATUS_COLOURS.get(status, "#6b7280"), label
+        '<span class="sc-badge" style="background:{}">{}</span>', DECLARATIONS[status].badge_colour if status in DECLARATIONS else "#6b7280", label
     )
 
 

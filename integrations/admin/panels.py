@@ -16,8 +16,9 @@ from integrations.admin.common import SESSION_COLOURS, duration_words, relative
 from integrations.connectors.base import get_connector_class
 from integrations.models import Integration, SyncSession
 from integrations.services import facts_of
+from integrations.statuses import declaration
 
-S = Integration.Status
+Status = Integration.Status
 SHARED_MAILBOX_PREFIXES = ("admin@", "billing@", "info@", "support@", "office@", "accounts@")
 
 
@@ -65,19 +66,20 @@ def why_status(integration, *, now, last_session=None, open_session=None, unmapp
         why.evidence.append(f"Session {open_session.pk} is {open_session.state} now.")
     if integration.paused:
         why.evidence.append(f"Syncs are paused: {integration.paused_reason or 'by staff'}.")
+    why.evidence.append(f"The customer reads: \u201c{declaration(status).headline}\u201d.")
 
-    if status == S.DELETED:
+    if status == Status.DELETED:
         purge_at = integration.deleted_at + settings.DELETED_RETENTION
         why.rule = "Deleted by staff; deleted outranks every other status."
         why.evidence.append(f"Deleted {relative(integration.deleted_at, now)}.")
         why.next_steps.append(
             f"Purged with its sessions, records and issues in {duration_words(purge_at - now)} unless restored."
         )
-    elif status == S.INACTIVE:
+    elif status == Status.INACTIVE:
         why.rule = "Switched off; no syncs run."
         why.evidence.append(f"Deactivated {relative(integration.deactivated_at, now)}.")
         why.next_steps.append("Nothing runs until someone reactivates it.")
-    elif status == S.CREDENTIALS_INVALID:
+    elif status == Status.CREDENTIALS_INVALID:
         if integration.credentials_revoked_at:
             why.rule = "Credentials were revoked by staff."
         else:
@@ -87,7 +89,7 @@ def why_status(integration, *, now, last_session=None, open_session=None, unmapp
             )
             why.evidence.append(f"Authentication failing since {relative(integration.auth_failing_since, now)}; {streak} unsuccessful in a row.")
         why.next_steps.append("Syncs are paused until new credentials are saved: send a re-authentication link.")
-    elif status == S.QUALITY_ASSURANCE:
+    elif status == Status.QUALITY_ASSURANCE:
         why.rule = "Under quality assurance: the first sync had problems, or staff moved it here."
         if integration.quality_assurance_reason:
             why.evidence.append(f"Reason: {integration.quality_assurance_reason}")
@@ -98,7 +100,7 @@ def why_status(integration, *, now, last_session=None, open_session=None, unmapp
             + "."
         )
         why.next_steps.append("Scheduled syncs are paused; staff may run it. Release it to resume (a sync is queued).")
-    elif status == S.SETUP:
+    elif status == Status.SETUP:
         if not integration.mapping_complete:
             why.rule = "Account mapping is incomplete: every sync is refused with MAPPING_INCOMPLETE."
             why.evidence.append(f"{unmapped_accounts} of {total_accounts} vendor account(s) are not mapped or ignored.")
@@ -109,7 +111,7 @@ def why_status(integration, *, now, last_session=None, open_session=None, unmapp
                 "Its outcome decides: clean -> active, item issues or a non-auth failure -> quality assurance, "
                 "an auth failure -> authentication failing."
             )
-    elif status == S.AUTH_FAILING:
+    elif status == Status.AUTH_FAILING:
         why.rule = "The last sync failed on authentication."
         if integration.auth_failing_since:
             why.evidence.append(f"Authentication failing since {relative(integration.auth_failing_since, now)}.")
@@ -119,16 +121,16 @@ def why_status(integration, *, now, last_session=None, open_session=None, unmapp
             why.evidence.append("New credentials were saved since; the next sync checks them.")
         why.next_steps.append(_alert_line(integration))
         why.next_steps.append(_next_sync_line(integration, now))
-    elif status in (S.FAILING, S.UNKNOWN):
+    elif status in (Status.FAILING, Status.UNKNOWN):
         why.rule = (
             "The last sync did not complete."
-            if status == S.FAILING
+            if status == Status.FAILING
             else "The engine could not confirm a clean success or a clean failure."
         )
         why.evidence.append(f"{streak} unsuccessful in a row" + (f", since {relative(since, now)}." if since else "."))
         why.next_steps.append(_alert_line(integration))
         why.next_steps.append(_next_sync_line(integration, now))
-    elif status == S.WARNINGS:
+    elif status == Status.WARNINGS:
         why.rule = "The last sync succeeded, but some items have issues."
         why.next_steps.append("Issues resolve themselves when their items sync cleanly.")
         why.next_steps.append(_next_sync_line(integration, now))

@@ -29,7 +29,13 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from django.conf import settings
-from urllib3.exceptions import DecodeError, IncompleteRead, InvalidChunkLength, ProtocolError, ReadTimeoutError
+from urllib3.exceptions import (
+    DecodeError,
+    IncompleteRead,
+    InvalidChunkLength,
+    ProtocolError,
+    ReadTimeoutError,
+)
 
 from integrations.connectors import errors
 from syncconsole import outbound

@@ -34,8 +34,8 @@ Credentials: `api_key` (api_key_header, bearer), `username` / `password`
 import re
 from urllib.parse import urljoin
 
-from django.core.validators import URLValidator
 from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 
 from integrations.connectors import errors
 from integrations.connectors.base import Connector, Field, Item, ItemProblem, Page, VendorAccount, register

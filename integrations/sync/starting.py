@@ -14,6 +14,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from integrations.models import Integration, IntegrationEvent, SyncSession
+from integrations.statuses import STAFF_TRIGGERS, declaration
 
 logger = logging.getLogger(__name__)
 
@@ -45,29 +46,24 @@ class AlreadySyncing(SyncRefused):
 
 
 PERSON_TRIGGERS = set(SyncSession.PERSON_TRIGGERS)
-# Triggers that run even while scheduled syncs are held back (QA, pause).
-STAFF_TRIGGERS = {SyncSession.Trigger.STAFF, SyncSession.Trigger.REAUTH, SyncSession.Trigger.RETRY}
 
 
 def refusal_for(integration, trigger):
-    """Why the integration cannot sync for this trigger, or None."""
-    S = Integration.Status
-    if integration.status == S.DELETED:
-        return SyncRefused("The integration is deleted; restore it first.", code="DELETED")
-    if integration.status == S.INACTIVE:
-        return SyncRefused("The integration is inactive; reactivate it first.", code="INACTIVE")
+    """Why the integration cannot sync for this trigger, or None.
+
+    The status's own refusal comes from its declaration (integrations.statuses);
+    a deleted or switched-off integration says so before anything else, then
+    an incomplete mapping, then the other statuses, then a pause by staff.
+    """
+    refusal = declaration(integration.status).refuses(trigger)
+    if refusal is not None and integration.status in (Integration.Status.DELETED, Integration.Status.INACTIVE):
+        return SyncRefused(refusal.message, code=refusal.code)
     if not integration.mapping_complete:
         return SyncRefused(
             "Account mapping is incomplete: map or ignore every vendor account first.", code="MAPPING_INCOMPLETE"
         )
-    if integration.status == S.CREDENTIALS_INVALID and trigger != SyncSession.Trigger.REAUTH:
-        return SyncRefused(
-            "Syncs are paused until new credentials are saved (re-authenticate).", code="CREDENTIALS_INVALID"
-        )
-    if integration.status == S.QUALITY_ASSURANCE and trigger not in STAFF_TRIGGERS:
-        return SyncRefused(
-            "The integration is under quality assurance; only staff can run it.", code="QUALITY_ASSURANCE"
-        )
+    if refusal is not None:
+        return SyncRefused(refusal.message, code=refusal.code)
     if integration.paused and trigger not in STAFF_TRIGGERS:
         return SyncRefused(f"Syncs are paused: {integration.paused_reason or 'by staff'}.", code="PAUSED")
     return None

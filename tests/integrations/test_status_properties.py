@@ -37,7 +37,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from integrations import status as m
-from integrations.status import O, S, Action, Facts, IllegalTransition, Outcome
+from integrations.status import (
+    SUCCESSFUL,
+    UNSUCCESSFUL,
+    Action,
+    Facts,
+    IllegalTransition,
+    Outcome,
+    OutcomeKind,
+    Status,
+)
 
 THREE_DAYS = timedelta(days=3)
 START = datetime(2026, 11, 1, 9, 30, tzinfo=timezone.utc)
@@ -118,21 +127,21 @@ initial_facts = st.sampled_from(
 # -- the reference: DESIGN.md read against the history so far ---------------------------------------
 
 OUTCOME_STATUS = {
-    O.NONE: S.SETUP,  # first sync finished, only a cancelled run on record
-    O.SUCCEEDED: S.ACTIVE,
-    O.WARNINGS: S.WARNINGS,
-    O.FAILED: S.FAILING,
-    O.AUTH_FAILED: S.AUTH_FAILING,
-    O.UNKNOWN: S.UNKNOWN,
+    OutcomeKind.NONE: Status.SETUP,  # first sync finished, only a cancelled run on record
+    OutcomeKind.SUCCEEDED: Status.ACTIVE,
+    OutcomeKind.WARNINGS: Status.WARNINGS,
+    OutcomeKind.FAILED: Status.FAILING,
+    OutcomeKind.AUTH_FAILED: Status.AUTH_FAILING,
+    OutcomeKind.UNKNOWN: Status.UNKNOWN,
 }
 
 
-KIND = {"succeeded": O.SUCCEEDED, "warnings": O.WARNINGS, "unknown": O.UNKNOWN, "cancelled": O.NONE}
+KIND = {"succeeded": OutcomeKind.SUCCEEDED, "warnings": OutcomeKind.WARNINGS, "unknown": OutcomeKind.UNKNOWN, "cancelled": OutcomeKind.NONE}
 
 
 def kind_of(session):
     if session.state == "failed":
-        return O.AUTH_FAILED if session.auth_error else O.FAILED
+        return OutcomeKind.AUTH_FAILED if session.auth_error else OutcomeKind.FAILED
     return KIND[session.state]
 
 
@@ -192,14 +201,14 @@ class History:
             self.mapping_complete = action == Action.MAPPING_COMPLETED
 
     def finish(self, kind, at, error_code):
-        if kind == O.NONE:
+        if kind == OutcomeKind.NONE:
             return
         session = Finished(kind, at, error_code, self.mapping_complete, self.deleted, not self.ever_succeeded)
         self.finished.append(session)
         # The first-sync rule, as DESIGN.md and the module's contract state it.
         if (
             session.never_succeeded_before
-            and kind in (O.WARNINGS, O.FAILED)
+            and kind in (OutcomeKind.WARNINGS, OutcomeKind.FAILED)
             and session.mapping_complete
             and not session.deleted
         ):
@@ -213,7 +222,7 @@ class History:
 
     @property
     def ever_succeeded(self):
-        return any(s.kind in O.SUCCESSFUL for s in self.finished)
+        return any(s.kind in SUCCESSFUL for s in self.finished)
 
     @property
     def first_sync_finished(self):
@@ -230,12 +239,12 @@ class History:
 
     @property
     def unsuccessful_streak(self):
-        return self.trailing(O.UNSUCCESSFUL)
+        return self.trailing(UNSUCCESSFUL)
 
     @property
     def auth_streak(self):
         """Auth failures with no other outcome between, and no new credentials since the first."""
-        return self.trailing((O.AUTH_FAILED,), since=self.credentials_from)
+        return self.trailing((OutcomeKind.AUTH_FAILED,), since=self.credentials_from)
 
     @property
     def three_day_rule(self):
@@ -253,9 +262,9 @@ class History:
             mapping_complete=self.mapping_complete,
             first_sync_finished=self.first_sync_finished,
             ever_succeeded=self.ever_succeeded,
-            last_outcome=last.kind if last else O.NONE,
+            last_outcome=last.kind if last else OutcomeKind.NONE,
             last_outcome_at=last.at if last else None,
-            last_error_code=last.error_code if last and last.kind in O.UNSUCCESSFUL else "",
+            last_error_code=last.error_code if last and last.kind in UNSUCCESSFUL else "",
             consecutive_unsuccessful=len(streak),
             unsuccessful_since=streak[0].at if streak else None,
             auth_failing_since=auth[0].at if auth else None,
@@ -265,15 +274,15 @@ class History:
     def expected_status(self):
         """DESIGN.md's precedence, highest first."""
         if self.deleted:
-            return S.DELETED
+            return Status.DELETED
         if self.inactive:
-            return S.INACTIVE
+            return Status.INACTIVE
         if self.credentials_revoked or self.three_day_rule:
-            return S.CREDENTIALS_INVALID
+            return Status.CREDENTIALS_INVALID
         if self.quality_assurance:
-            return S.QUALITY_ASSURANCE
+            return Status.QUALITY_ASSURANCE
         if not self.mapping_complete or not self.first_sync_finished or self.last is None:
-            return S.SETUP
+            return Status.SETUP
         return OUTCOME_STATUS[self.last.kind]
 
 
@@ -284,9 +293,9 @@ def check_transition(t, status_before):
     assert t.previous_status == status_before
     assert t.changed == (t.status != status_before)
     assert (t.status, t.reason) == m.derive(t.facts, THREE_DAYS)
-    assert t.status in S.ALL
+    assert t.status in Status.values
     assert isinstance(t.reason, str) and t.reason.strip()
-    if t.status in (S.FAILING, S.UNKNOWN) or (t.status == S.AUTH_FAILING and t.facts.auth_failing_since):
+    if t.status in (Status.FAILING, Status.UNKNOWN) or (t.status == Status.AUTH_FAILING and t.facts.auth_failing_since):
         assert t.facts.last_error_code in t.reason
 
 
@@ -300,17 +309,17 @@ def check_against_history(t, history):
 
 def check_three_day_rule(t, history):
     """Unless the credentials were revoked, credentials_invalid comes only from the 3-day rule."""
-    if t.status != S.CREDENTIALS_INVALID or t.facts.credentials_revoked:
+    if t.status != Status.CREDENTIALS_INVALID or t.facts.credentials_revoked:
         return
     last = history.last
-    assert last is not None and last.kind == O.AUTH_FAILED
+    assert last is not None and last.kind == OutcomeKind.AUTH_FAILED
     # Some auth failure at least 3 days before the last session starts a run that
     # nothing but auth failures follows, and no new credentials were saved within it.
-    first_of_run = len(history.finished) - len(history.trailing((O.AUTH_FAILED,)))
+    first_of_run = len(history.finished) - len(history.trailing((OutcomeKind.AUTH_FAILED,)))
     run_start = max(first_of_run, history.credentials_from)
     assert run_start < len(history.finished)
     assert last.at - history.finished[run_start].at >= THREE_DAYS
-    assert all(s.kind == O.AUTH_FAILED for s in history.finished[run_start:])
+    assert all(s.kind == OutcomeKind.AUTH_FAILED for s in history.finished[run_start:])
     assert "authentication" in t.reason and last.error_code in t.reason
 
 
@@ -318,38 +327,38 @@ def check_outcome_rules(t, history, session, before):
     """What a finished session does when nothing above the outcome overrides it."""
     kind = kind_of(session)
     overridden = before.deleted or before.inactive or before.credentials_revoked
-    if kind == O.NONE:
+    if kind == OutcomeKind.NONE:
         assert t.facts == before
         return
     if overridden or not before.mapping_complete:
         if not overridden:
-            assert t.status in (S.SETUP, S.QUALITY_ASSURANCE, S.CREDENTIALS_INVALID)
+            assert t.status in (Status.SETUP, Status.QUALITY_ASSURANCE, Status.CREDENTIALS_INVALID)
         return
     if before.quality_assurance:
-        assert t.status in (S.QUALITY_ASSURANCE, S.CREDENTIALS_INVALID)
+        assert t.status in (Status.QUALITY_ASSURANCE, Status.CREDENTIALS_INVALID)
         return
     first_sync = not before.first_sync_finished
     assert t.facts.first_sync_finished
-    if kind == O.SUCCEEDED:
-        assert t.status == S.ACTIVE
-    elif kind == O.WARNINGS:
-        assert t.status == (S.QUALITY_ASSURANCE if not before.ever_succeeded else S.WARNINGS)
-    elif kind == O.FAILED:
-        assert t.status == (S.QUALITY_ASSURANCE if not before.ever_succeeded else S.FAILING)
-    elif kind == O.UNKNOWN:
-        assert t.status == S.UNKNOWN
+    if kind == OutcomeKind.SUCCEEDED:
+        assert t.status == Status.ACTIVE
+    elif kind == OutcomeKind.WARNINGS:
+        assert t.status == (Status.QUALITY_ASSURANCE if not before.ever_succeeded else Status.WARNINGS)
+    elif kind == OutcomeKind.FAILED:
+        assert t.status == (Status.QUALITY_ASSURANCE if not before.ever_succeeded else Status.FAILING)
+    elif kind == OutcomeKind.UNKNOWN:
+        assert t.status == Status.UNKNOWN
     else:
-        assert t.status == (S.CREDENTIALS_INVALID if history.three_day_rule else S.AUTH_FAILING)
+        assert t.status == (Status.CREDENTIALS_INVALID if history.three_day_rule else Status.AUTH_FAILING)
     if first_sync:
         # The first sync's outcome leaves setup, whatever it was.
-        assert t.status != S.SETUP
+        assert t.status != Status.SETUP
 
 
 def run(initial, history_steps, checks=()):
     """Apply the steps through the module's entry points, checking every step; the final (facts, status)."""
     facts = initial
     status, _ = m.derive(facts, THREE_DAYS)
-    assert status == S.SETUP
+    assert status == Status.SETUP
     history = History(mapping_complete=initial.mapping_complete)
     now = START
     for step in history_steps:
@@ -395,17 +404,17 @@ def test_any_history_follows_the_design(initial, history_steps):
 def _precedence(t, history, step, before):
     f = t.facts
     if f.deleted:
-        assert t.status == S.DELETED
+        assert t.status == Status.DELETED
     elif f.inactive:
-        assert t.status == S.INACTIVE
+        assert t.status == Status.INACTIVE
     elif f.credentials_revoked:
-        assert t.status == S.CREDENTIALS_INVALID
-    elif t.status == S.CREDENTIALS_INVALID:
+        assert t.status == Status.CREDENTIALS_INVALID
+    elif t.status == Status.CREDENTIALS_INVALID:
         assert history.three_day_rule
     elif f.quality_assurance:
-        assert t.status == S.QUALITY_ASSURANCE
+        assert t.status == Status.QUALITY_ASSURANCE
     elif not f.mapping_complete or not f.first_sync_finished:
-        assert t.status == S.SETUP
+        assert t.status == Status.SETUP
 
 
 @HISTORY_SETTINGS
@@ -424,7 +433,7 @@ any_facts = st.builds(
     mapping_complete=st.booleans(),
     first_sync_finished=st.booleans(),
     ever_succeeded=st.booleans(),
-    last_outcome=st.sampled_from([O.NONE, O.SUCCEEDED, O.WARNINGS, O.FAILED, O.AUTH_FAILED, O.UNKNOWN]),
+    last_outcome=st.sampled_from([OutcomeKind.NONE, OutcomeKind.SUCCEEDED, OutcomeKind.WARNINGS, OutcomeKind.FAILED, OutcomeKind.AUTH_FAILED, OutcomeKind.UNKNOWN]),
     last_outcome_at=st.one_of(st.none(), gaps.map(lambda gap: START + gap)),
     last_error_code=st.sampled_from(["", *AUTH_CODES, *FAILURE_CODES]),
     auth_failing_since=st.sampled_from([None, START]),
@@ -436,21 +445,21 @@ any_facts = st.builds(
 @given(any_facts)
 def test_derive_holds_the_precedence_for_any_facts(facts):
     three_days_of_auth = (
-        facts.last_outcome == O.AUTH_FAILED
+        facts.last_outcome == OutcomeKind.AUTH_FAILED
         and facts.auth_failing_since is not None
         and facts.last_outcome_at is not None
         and facts.last_outcome_at - facts.auth_failing_since >= THREE_DAYS
     )
     if facts.deleted:
-        expected = S.DELETED
+        expected = Status.DELETED
     elif facts.inactive:
-        expected = S.INACTIVE
+        expected = Status.INACTIVE
     elif facts.credentials_revoked or three_days_of_auth:
-        expected = S.CREDENTIALS_INVALID
+        expected = Status.CREDENTIALS_INVALID
     elif facts.quality_assurance:
-        expected = S.QUALITY_ASSURANCE
+        expected = Status.QUALITY_ASSURANCE
     elif not facts.mapping_complete or not facts.first_sync_finished:
-        expected = S.SETUP
+        expected = Status.SETUP
     else:
         expected = OUTCOME_STATUS[facts.last_outcome]
     status, reason = m.derive(facts, THREE_DAYS)
@@ -523,10 +532,10 @@ def test_the_three_day_rule(before, between, after):
     streak_start = START + _total(history_steps) - _total(streak[1:])
     elapsed = _total(streak[1:])
     assert facts.auth_failing_since == streak_start
-    assert facts.last_outcome == O.AUTH_FAILED
+    assert facts.last_outcome == OutcomeKind.AUTH_FAILED
     assert facts.last_error_code == after[-1].error_code
     assert m.credentials_invalid(facts, THREE_DAYS) == (elapsed >= THREE_DAYS)
-    assert status == (S.CREDENTIALS_INVALID if elapsed >= THREE_DAYS else S.AUTH_FAILING)
+    assert status == (Status.CREDENTIALS_INVALID if elapsed >= THREE_DAYS else Status.AUTH_FAILING)
     countdown = m.countdown_to_credentials_invalid(facts, THREE_DAYS, facts.last_outcome_at)
     assert countdown == max(THREE_DAYS - elapsed, timedelta(0))
 
@@ -538,26 +547,26 @@ def test_the_first_sync_rule(history_steps, mapping_first):
     facts, status = run(
         Facts(), [Action.MAPPING_COMPLETED, *history_steps] if mapping_first else history_steps
     )
-    learnt = [kind_of(s) for s in history_steps if kind_of(s) != O.NONE]
+    learnt = [kind_of(s) for s in history_steps if kind_of(s) != OutcomeKind.NONE]
     if not mapping_first:
         # Nothing leaves setup while the mapping is incomplete, and no session counts as the first sync;
         # only the 3-day rule, which outranks setup, can show through.
         assert (facts.first_sync_finished, facts.quality_assurance) == (False, False)
-        assert status == (S.CREDENTIALS_INVALID if m.credentials_invalid(facts, THREE_DAYS) else S.SETUP)
+        assert status == (Status.CREDENTIALS_INVALID if m.credentials_invalid(facts, THREE_DAYS) else Status.SETUP)
         return
-    first_success = next((i for i, k in enumerate(learnt) if k in O.SUCCESSFUL), len(learnt))
-    to_review = any(k in (O.WARNINGS, O.FAILED) for k in learnt[: first_success + 1])
+    first_success = next((i for i, k in enumerate(learnt) if k in SUCCESSFUL), len(learnt))
+    to_review = any(k in (OutcomeKind.WARNINGS, OutcomeKind.FAILED) for k in learnt[: first_success + 1])
     assert facts.quality_assurance == to_review
     assert facts.first_sync_finished == bool(learnt)
     if to_review:
-        assert status == S.QUALITY_ASSURANCE or (
-            status == S.CREDENTIALS_INVALID and m.credentials_invalid(facts, THREE_DAYS)
+        assert status == Status.QUALITY_ASSURANCE or (
+            status == Status.CREDENTIALS_INVALID and m.credentials_invalid(facts, THREE_DAYS)
         )
     elif not learnt:
-        assert status == S.SETUP
-    elif learnt[0] == O.SUCCEEDED and len(learnt) == 1:
-        assert status == S.ACTIVE
-    elif learnt[0] == O.AUTH_FAILED and len(learnt) == 1:
-        assert status == S.AUTH_FAILING
-    elif learnt[0] == O.UNKNOWN and len(learnt) == 1:
-        assert status == S.UNKNOWN
+        assert status == Status.SETUP
+    elif learnt[0] == OutcomeKind.SUCCEEDED and len(learnt) == 1:
+        assert status == Status.ACTIVE
+    elif learnt[0] == OutcomeKind.AUTH_FAILED and len(learnt) == 1:
+        assert status == Status.AUTH_FAILING
+    elif learnt[0] == OutcomeKind.UNKNOWN and len(learnt) == 1:
+        assert status == Status.UNKNOWN
