@@ -8,7 +8,7 @@ exists).
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 
 from integrations.models import Integration, SyncSession
@@ -33,9 +33,20 @@ def api_status_words():
     return sorted({d.api_word for d in DECLARATIONS.values() if d.status != Integration.Status.DELETED})
 
 
-def integrations_for_tenant(tenant):
-    """The tenant's integrations (deleted ones are gone for the customer), with list columns annotated."""
-    open_sessions = SyncSession.objects.filter(integration=OuterRef("pk"), state__in=SyncSession.OPEN_STATES).order_by()
+def with_list_columns(queryset):
+    """Integrations with what every list of them shows, read in the list's one query.
+
+    The console's changelist and the portal's and the API's lists use these
+    annotations, never a query per row:
+
+    - `open_issue_count`: open sync issues;
+    - `sync_session_id`, `sync_state`, `sync_seen`, `sync_total`: the queued or
+      running session, if any (at most one: a conditional unique constraint);
+    - `last_sync_at`: when the last session finished.
+    """
+    open_sessions = SyncSession.objects.filter(
+        integration=OuterRef("pk"), state__in=SyncSession.OPEN_STATES
+    ).order_by()
     open_issues = (
         SyncIssue.objects.filter(integration=OuterRef("pk"), state=SyncIssue.State.OPEN)
         .order_by()
@@ -43,16 +54,21 @@ def integrations_for_tenant(tenant):
         .annotate(n=Count("pk"))
         .values("n")
     )
-    return (
+    return queryset.annotate(
+        open_issue_count=Coalesce(Subquery(open_issues[:1]), 0),
+        sync_session_id=Subquery(open_sessions.values("pk")[:1]),
+        sync_state=Subquery(open_sessions.values("state")[:1]),
+        sync_seen=Subquery(open_sessions.values("items_seen")[:1]),
+        sync_total=Subquery(open_sessions.values("items_total")[:1]),
+        last_sync_at=F("last_session__finished_at"),
+    )
+
+
+def integrations_for_tenant(tenant):
+    """The tenant's integrations (deleted ones are gone for the customer), with the list columns annotated."""
+    return with_list_columns(
         Integration.objects.filter(tenant=tenant, deleted_at__isnull=True)
         .select_related("tenant", "last_session", "last_session__error_code")
-        .annotate(
-            open_issue_count=Coalesce(Subquery(open_issues[:1]), 0),
-            sync_session_id=Subquery(open_sessions.values("pk")[:1]),
-            sync_state=Subquery(open_sessions.values("state")[:1]),
-            sync_seen=Subquery(open_sessions.values("items_seen")[:1]),
-            sync_total=Subquery(open_sessions.values("items_total")[:1]),
-        )
         .order_by("name", "pk")
     )
 

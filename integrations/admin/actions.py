@@ -1,12 +1,15 @@
-"""Staff actions on integrations: one definition serves the page's buttons and the bulk actions.
+"""Staff actions on integrations: one declaration each (SPECS) serves the page's buttons and the bulk actions.
 
-Each action names the permission it needs (Meta.permissions on Integration),
-the form it asks for (a reason wherever the status changes), whether it is
-destructive (a confirmation page), and the service call that does it. The
-services check the current state and refuse what cannot be done; nothing is
-changed then.
+Each ActionSpec names the permission it needs (Meta.permissions on
+Integration; IntegrationAdmin has the `has_<codename>_permission` method that
+`@admin.action(permissions=...)` calls), the form it asks for (a reason
+wherever the status changes), whether it is destructive (a confirmation
+page), and the service call that does it. Which statuses offer it is
+`integrations.statuses`' business (`available`). The services check the
+current state and refuse what cannot be done; nothing is changed then.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django import forms
@@ -14,18 +17,25 @@ from django.contrib.auth import get_user_model
 
 from integrations import reauth, services
 from integrations import status as machine
-from integrations.models import Integration, SyncSession
+from integrations.models import SyncSession
 from integrations.statuses import declaration
 from integrations.sync.starting import SyncRefused, start_sync
 
 
-class ReasonForm(forms.Form):
+class ActionForm(forms.Form):
+    """What an action asks for: built with the integration it acts on (a bulk action's first one)."""
+
+    def __init__(self, data=None, *, integration=None, **kwargs):
+        super().__init__(data, **kwargs)
+
+
+class ReasonForm(ActionForm):
     reason = forms.CharField(
         max_length=500, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), help_text="Recorded on the timeline."
     )
 
 
-class ReleaseForm(forms.Form):
+class ReleaseForm(ActionForm):
     note = forms.CharField(
         max_length=500,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
@@ -33,7 +43,7 @@ class ReleaseForm(forms.Form):
     )
 
 
-class QualityAssuranceForm(forms.Form):
+class QualityAssuranceForm(ActionForm):
     reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
     owner = forms.ModelChoiceField(
         queryset=get_user_model().objects.filter(is_staff=True, is_active=True).order_by("username"),
@@ -43,12 +53,12 @@ class QualityAssuranceForm(forms.Form):
     due = forms.DateField(required=False, help_text="YYYY-MM-DD", widget=forms.DateInput(attrs={"type": "date"}))
 
 
-class ReauthLinkForm(forms.Form):
+class ReauthLinkForm(ActionForm):
     member = forms.ChoiceField(required=False, label="Tenant member")
     email = forms.EmailField(required=False, label="Or any address")
 
-    def __init__(self, *args, integration=None, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, data=None, *, integration, **kwargs):
+        super().__init__(data, integration=integration, **kwargs)
         members = integration.tenant.memberships.select_related("user").order_by("-role", "user__username")
         self.fields["member"].choices = [("", "---")] + [
             (m.user.email, f"{m.user.get_full_name() or m.user.username} <{m.user.email}> ({m.role})")
@@ -65,22 +75,9 @@ class ReauthLinkForm(forms.Form):
         return data
 
 
-@dataclass(frozen=True)
-class ActionSpec:
-    name: str
-    label: str
-    permission: str
-    form: type | None = None
-    destructive: bool = False
-    bulk: bool = True
-
-    def available(self, integration):
-        return available(self.name, integration)
-
-    @property
-    def has_page(self):
-        """Asks for something or needs a confirmation: a page before the POST."""
-        return self.form is not None or self.destructive
+# -- what each action does -------------------------------------------------------
+# Each takes (integration, user, cleaned form data) and returns the message shown
+# to staff (send_reauth_link returns the new link instead: it is shown once).
 
 
 def _sync(kind):
@@ -125,55 +122,144 @@ def _send_link(integration, user, data):
     return reauth.create_link(integration, recipient=data["recipient"], created_by=user)
 
 
-Status = Integration.Status
-ACTIONS = {
-    spec.name: spec
-    for spec in (
-        ActionSpec("sync_now", "Sync now", "sync_integration"),
-        ActionSpec("full_sync", "Full sync", "sync_integration"),
-        ActionSpec("send_reauth_link", "Send re-authentication link", "send_reauth_link", ReauthLinkForm, bulk=False),
-        ActionSpec("enter_qa", "Move to quality assurance", "manage_quality_assurance", QualityAssuranceForm),
-        ActionSpec("release_qa", "Release from quality assurance", "manage_quality_assurance", ReleaseForm),
-        ActionSpec("pause", "Pause", "pause_integration", ReasonForm),
-        ActionSpec("resume", "Resume", "pause_integration", ReasonForm),
-        ActionSpec("deactivate", "Deactivate", "deactivate_integration", ReasonForm, destructive=True),
-        ActionSpec("reactivate", "Reactivate", "deactivate_integration", ReasonForm),
-        ActionSpec("delete", "Delete", "delete_restore_integration", ReasonForm, destructive=True),
-        ActionSpec("restore", "Restore", "delete_restore_integration", ReasonForm),
-        ActionSpec("revoke_credentials", "Revoke credentials", "revoke_credentials", ReasonForm, destructive=True),
-    )
-}
+# -- the declarations ------------------------------------------------------------
 
-PERFORM = {
-    "sync_now": _sync(SyncSession.Kind.QUICK),
-    "full_sync": _sync(SyncSession.Kind.FULL),
-    "send_reauth_link": _send_link,
-    "enter_qa": _enter_qa,
-    "release_qa": _release_qa,
-    "pause": _pause(True),
-    "resume": _pause(False),
-    "deactivate": _action(machine.Action.DEACTIVATE, done="Deactivated."),
-    "reactivate": _action(machine.Action.REACTIVATE, done="Reactivated."),
-    "delete": _action(machine.Action.DELETE, done="Deleted; restorable until purged."),
-    "restore": _action(machine.Action.RESTORE, done="Restored."),
-    "revoke_credentials": _action(
-        machine.Action.CREDENTIALS_REVOKED, done="Credentials wiped; syncs are paused until a re-authentication."
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """One staff action, declared once: the page's button, its action page and the bulk action read it.
+
+    Whether it is offered comes from the status's declaration
+    (`integrations.statuses`); `applies` narrows that for the few actions
+    that also look at the integration's flags.
+    """
+
+    name: str  # in the URL (.../action/<name>/) and in statuses.STAFF_ACTIONS
+    label: str
+    permission: str  # a codename of Integration.Meta.permissions
+    form: type[ActionForm] | None  # what it asks for (a reason wherever the status changes)
+    run: Callable  # (integration, user, data) -> message; see "what each action does"
+    destructive: bool = False  # a confirmation page even without a form
+    bulk: bool = True  # also offered on the changelist's selected rows
+    applies: Callable | None = None  # (integration) -> bool, beyond the status's declaration
+
+    def available(self, integration):
+        """Whether this action applies to the integration as it is now."""
+        if self.name not in declaration(integration.status).actions:
+            return False
+        return self.applies is None or self.applies(integration)
+
+    @property
+    def has_page(self):
+        """Asks for something or needs a confirmation: a page before the POST."""
+        return self.form is not None or self.destructive
+
+
+Action = machine.Action
+Kind = SyncSession.Kind
+SPECS = (
+    ActionSpec(
+        name="sync_now",
+        label="Sync now",
+        permission="sync_integration",
+        form=None,
+        run=_sync(Kind.QUICK),
     ),
-}
-
-# Beyond what the status allows (integrations.statuses), a few actions look at the integration's flags.
-FLAG_CONDITIONS = {
-    "pause": lambda i: not i.paused,
-    "resume": lambda i: i.paused,
-    "revoke_credentials": lambda i: i.has_credentials,
-}
+    ActionSpec(
+        name="full_sync",
+        label="Full sync",
+        permission="sync_integration",
+        form=None,
+        run=_sync(Kind.FULL),
+    ),
+    ActionSpec(
+        name="send_reauth_link",
+        label="Send re-authentication link",
+        permission="send_reauth_link",
+        form=ReauthLinkForm,
+        run=_send_link,
+        bulk=False,
+    ),
+    ActionSpec(
+        name="enter_qa",
+        label="Move to quality assurance",
+        permission="manage_quality_assurance",
+        form=QualityAssuranceForm,
+        run=_enter_qa,
+    ),
+    ActionSpec(
+        name="release_qa",
+        label="Release from quality assurance",
+        permission="manage_quality_assurance",
+        form=ReleaseForm,
+        run=_release_qa,
+    ),
+    ActionSpec(
+        name="pause",
+        label="Pause",
+        permission="pause_integration",
+        form=ReasonForm,
+        run=_pause(True),
+        applies=lambda i: not i.paused,
+    ),
+    ActionSpec(
+        name="resume",
+        label="Resume",
+        permission="pause_integration",
+        form=ReasonForm,
+        run=_pause(False),
+        applies=lambda i: i.paused,
+    ),
+    ActionSpec(
+        name="deactivate",
+        label="Deactivate",
+        permission="deactivate_integration",
+        form=ReasonForm,
+        run=_action(Action.DEACTIVATE, done="Deactivated."),
+        destructive=True,
+    ),
+    ActionSpec(
+        name="reactivate",
+        label="Reactivate",
+        permission="deactivate_integration",
+        form=ReasonForm,
+        run=_action(Action.REACTIVATE, done="Reactivated."),
+    ),
+    ActionSpec(
+        name="delete",
+        label="Delete",
+        permission="delete_restore_integration",
+        form=ReasonForm,
+        run=_action(Action.DELETE, done="Deleted; restorable until purged."),
+        destructive=True,
+    ),
+    ActionSpec(
+        name="restore",
+        label="Restore",
+        permission="delete_restore_integration",
+        form=ReasonForm,
+        run=_action(Action.RESTORE, done="Restored."),
+    ),
+    ActionSpec(
+        name="revoke_credentials",
+        label="Revoke credentials",
+        permission="revoke_credentials",
+        form=ReasonForm,
+        run=_action(
+            Action.CREDENTIALS_REVOKED,
+            done="Credentials wiped; syncs are paused until a re-authentication.",
+        ),
+        destructive=True,
+        applies=lambda i: i.has_credentials,
+    ),
+)
+ACTIONS = {spec.name: spec for spec in SPECS}  # by name, for the URL
 
 
 def available(name, integration):
     """Whether the staff action `name` applies to the integration as it is now."""
-    if name not in declaration(integration.status).actions:
-        return False
-    return FLAG_CONDITIONS.get(name, lambda i: True)(integration)
+    spec = ACTIONS.get(name)
+    return spec is not None and spec.available(integration)
 
 
 REFUSALS = (machine.IllegalTransition, SyncRefused)
@@ -184,13 +270,9 @@ def refusal_text(exc):
 
 
 def make_form(spec, integration, data=None):
-    if spec.form is None:
-        return None
-    if spec.form is ReauthLinkForm:
-        return spec.form(data, integration=integration)
-    return spec.form(data)
+    return None if spec.form is None else spec.form(data, integration=integration)
 
 
 def perform(spec, integration, user, data):
     """Run the action; returns its message, or raises one of REFUSALS."""
-    return PERFORM[spec.name](integration, user, data or {})
+    return spec.run(integration, user, data or {})

@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.utils.html import escape
-from django.utils.safestring import mark_safe
+from django.template.loader import render_to_string
 
 from integrations import status as machine
 from integrations.admin.common import SESSION_COLOURS, duration_words, relative
@@ -19,6 +18,7 @@ from integrations.services import facts_of
 from integrations.statuses import declaration
 
 Status = Integration.Status
+HISTORY_TEMPLATE = "_history_svg.html"
 SHARED_MAILBOX_PREFIXES = ("admin@", "billing@", "info@", "support@", "office@", "accounts@")
 
 
@@ -220,38 +220,66 @@ def connector_failures_last_hour(integration, now):
     )
 
 
-def history_svg(sessions, width=600, height=120):
-    """The last sessions, oldest left: bar height = duration, a dot = items seen; colour = outcome."""
+@dataclass(frozen=True)
+class HistoryBar:
+    """One finished session in the history chart; coordinates already formatted for SVG attributes."""
+
+    x: str
+    y: str
+    width: str
+    height: str
+    colour: str
+    dot_x: str
+    dot_y: str
+    title: str  # plain text; the template escapes it
+
+
+def history_chart(sessions, width=600, height=120):
+    """The numbers behind the history chart: a bar per finished session, oldest left, or None.
+
+    Bar height is the duration, a dot the items seen (both scaled to the
+    largest), the colour the outcome. The numbers are formatted here rather
+    than in the template so that they never go through localisation
+    (a decimal comma or a thousands separator would break the SVG).
+    """
     sessions = [s for s in reversed(sessions) if s.finished_at]
     if not sessions:
-        return mark_safe('<p class="muted">No finished sessions yet.</p>')
-    slot = min(width / max(len(sessions), 1), 20)
+        return None
+    slot = min(width / len(sessions), 20)
+    bar_width = max(slot - 4, 2)
     longest = max((s.duration or timedelta(0)).total_seconds() for s in sessions) or 1
     most_items = max(s.items_seen for s in sessions) or 1
-    parts = [
-        f'<svg class="sc-history" width="100%" height="{height + 20}" viewBox="0 0 {width} {height + 20}" preserveAspectRatio="xMinYMin meet" '
-        f'role="img" aria-label="Sync history: last {len(sessions)} sessions">'
-    ]
+    bars = []
     for i, s in enumerate(sessions):
         seconds = (s.duration or timedelta(0)).total_seconds()
         bar = max(2, seconds / longest * (height - 10))
         x = i * slot + 2
-        colour = SESSION_COLOURS.get(s.state, "#6b7280")
-        title = escape(
-            f"Session {s.pk}: {s.get_state_display()}{' ' + s.error_code_id if s.error_code_id else ''}, "
-            f"{seconds:.1f} s, {s.items_seen} items, {s.finished_at:%Y-%m-%d %H:%M}"
+        bars.append(
+            HistoryBar(
+                x=f"{x:.1f}",
+                y=f"{height - bar:.1f}",
+                width=f"{bar_width:.1f}",
+                height=f"{bar:.1f}",
+                colour=SESSION_COLOURS.get(s.state, "#6b7280"),
+                dot_x=f"{x + bar_width / 2:.1f}",
+                dot_y=f"{height - s.items_seen / most_items * (height - 10):.1f}",
+                title=f"Session {s.pk}: {s.get_state_display()}{' ' + s.error_code_id if s.error_code_id else ''}, "
+                f"{seconds:.1f} s, {s.items_seen} items, {s.finished_at:%Y-%m-%d %H:%M}",
+            )
         )
-        parts.append(
-            f'<rect x="{x:.1f}" y="{height - bar:.1f}" width="{max(slot - 4, 2):.1f}" height="{bar:.1f}" '
-            f'fill="{colour}"><title>{title}</title></rect>'
-        )
-        dot_y = height - s.items_seen / most_items * (height - 10)
-        parts.append(f'<circle cx="{x + max(slot - 4, 2) / 2:.1f}" cy="{dot_y:.1f}" r="2.5" fill="#111827"><title>{title}</title></circle>')
-    parts.append(
-        f'<text x="0" y="{height + 15}" font-size="11" fill="#6b7280">bars: duration (longest {longest:.1f} s) · '
-        f"dots: items (most {most_items}) · oldest left</text></svg>"
-    )
-    return mark_safe("".join(parts))
+    return {
+        "width": str(width),
+        "height": str(height + 20),  # the legend's line below the bars
+        "legend_y": str(height + 15),
+        "bars": bars,
+        "longest": f"{longest:.1f}",
+        "most_items": str(most_items),
+    }
+
+
+def history_svg(sessions, width=600, height=120):
+    """The history chart as HTML, for the integration's console page and the portal's General tab."""
+    return render_to_string(HISTORY_TEMPLATE, {"chart": history_chart(sessions, width, height)})
 
 
 def unmapped_counts(integration):
