@@ -57,7 +57,7 @@ def on_session_finished(integration, session, now):
 
 def notify(integration, incident, now):
     """One notice per tenant and incident (a database constraint says so)."""
-    from alerts.rules import build, raise_alerts, tenant_recipients
+    from alerts.rules import build, raise_alerts, tenant_recipients  # rules reach incidents only through consumers
 
     if Alert.objects.filter(tenant_id=integration.tenant_id, incident=incident, rule=Alert.Rule.INCIDENT).exists():
         return

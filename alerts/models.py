@@ -137,3 +137,32 @@ class WebhookDelivery(models.Model):
 
     def __str__(self):
         return f"{self.event} -> {self.endpoint_id} ({self.state})"
+
+
+class EventReceipt(models.Model):
+    """That a consumer handled an integration event, and what it did: at least once, recorded once."""
+
+    class Consumer(models.TextChoices):
+        ALERTS = "alerts", "Alerts and incidents"
+        WEBHOOKS = "webhooks", "Webhooks"
+
+    event = models.ForeignKey("integrations.IntegrationEvent", on_delete=models.CASCADE, related_name="+")
+    consumer = models.CharField(max_length=20, choices=Consumer.choices)
+    outcome = models.CharField(max_length=300, blank=True)
+    handled_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["consumer", "event"], name="one_receipt_per_event_and_consumer")]
+
+    def __str__(self):
+        return f"{self.consumer} handled event {self.event_id}: {self.outcome}"
+
+
+class EventConsumer(models.Model):
+    """Where a consumer starts: events before `since_event_id` were there before it existed."""
+
+    name = models.CharField(max_length=20, primary_key=True, choices=EventReceipt.Consumer.choices)
+    since_event_id = models.BigIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.name} from event {self.since_event_id}"

@@ -12,10 +12,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
-from alerts import incidents, webhooks
+from alerts import webhooks
 from alerts.models import Alert
+from alerts.recipients import tenant_recipients  # noqa: F401 (also used by callers as rules.tenant_recipients)
+from integrations import events
 from integrations import status as machine
-from integrations.models import Integration, Membership
+from integrations.models import Integration
 from integrations.selectors import customer_words, what_next
 
 R = Alert.Rule
@@ -26,16 +28,12 @@ def _iso(moment):
     return moment.isoformat(timespec="seconds") if moment else "none"
 
 
-def tenant_recipients(tenant):
-    members = Membership.objects.filter(tenant=tenant, receives_alerts=True).exclude(user__email="")
-    return sorted(set(tenant.alert_email_list()) | set(members.values_list("user__email", flat=True)))
-
-
 def portal_url(integration):
     return settings.SITE_URL + reverse("portal:general", args=[integration.pk])
 
 
-def email_context(integration, rule, *, session=None, now, reauth=False, extra=None):
+def email_context(integration, rule, *, session=None, now, reauth=False, extra=None, facts=None):
+    """What the email says, frozen when the alert is raised; `facts` are the event's (else the row's)."""
     headline, meaning = customer_words(integration.status)
     code = session.error_code if session is not None and session.error_code_id else None
     return {
@@ -52,7 +50,7 @@ def email_context(integration, rule, *, session=None, now, reauth=False, extra=N
         "error_title": code.title if code else "",
         "error_advice": code.customer_advice if code else "",
         "error_message": session.error_message if session is not None else "",
-        "consecutive_unsuccessful": integration.consecutive_unsuccessful,
+        "consecutive_unsuccessful": (facts or integration).consecutive_unsuccessful,
         "what_next": what_next(integration, now),
         "portal_url": portal_url(integration),
         # The link itself is made when the email is sent (alerts.delivery):
@@ -75,10 +73,26 @@ SUBJECTS = {
 }
 
 
-def build(integration, rule, streak, now, *, recipients, session=None, reauth=False, extra=None, state=Alert.State.PENDING, incident=None):
-    context = email_context(integration, rule, session=session, now=now, reauth=reauth and bool(recipients), extra=extra)
+def build(
+    integration,
+    rule,
+    streak,
+    now,
+    *,
+    recipients,
+    session=None,
+    reauth=False,
+    extra=None,
+    state=Alert.State.PENDING,
+    incident=None,
+    facts=None,
+):
+    """An unsaved Alert; `raise_alerts` inserts it if it is new."""
+    context = email_context(
+        integration, rule, session=session, now=now, reauth=reauth and bool(recipients), extra=extra, facts=facts
+    )
     subject = SUBJECTS[rule].format(
-        n=integration.consecutive_unsuccessful, integration=integration.name, tenant=integration.tenant.name
+        n=(facts or integration).consecutive_unsuccessful, integration=integration.name, tenant=integration.tenant.name
     )
     return Alert(
         integration=integration,
@@ -122,17 +136,22 @@ def raise_alerts(alerts):
     return stored
 
 
-def on_session_finished(integration, session, before, transition, now):
-    """Alerts, incident bookkeeping and webhooks for a finished session (inside its transaction)."""
-    after = transition.facts
+def on_session_finished(event, incident, now):
+    """The alerts a finished session's event causes (inside the consumer's transaction); returns those raised.
+
+    `incident` is the open incident matching this failure (its repeated-failure
+    alerts are held back), or None.
+    """
+    integration, session = event.integration, event.session
+    before = events.facts_from_data(event.data.get("before", {}))
+    after = events.facts_from_data(event.data.get("after", {}))
     tenant = integration.tenant
     recipients = tenant_recipients(tenant)
-    incident = incidents.on_session_finished(integration, session, now)
     alerts = []
 
     unsuccessful = after.last_outcome in machine.UNSUCCESSFUL
     if unsuccessful and after.consecutive_unsuccessful >= tenant.alert_threshold():
-        held = incident is not None and incident.error_code_id == session.error_code_id
+        held = incident is not None and session is not None and incident.error_code_id == session.error_code_id
         alerts.append(
             build(
                 integration,
@@ -143,38 +162,35 @@ def on_session_finished(integration, session, before, transition, now):
                 session=session,
                 state=Alert.State.HELD if held else Alert.State.PENDING,
                 incident=incident if held else None,
+                facts=after,
             )
         )
     if after.last_outcome == machine.OutcomeKind.AUTH_FAILED and before.auth_failing_since is None and after.auth_failing_since:
-        streak = _iso(after.auth_failing_since)
-        if not Alert.objects.filter(integration=integration, rule=R.AUTH_FAILING, streak=streak).exists():
-            alerts.append(
-                build(
-                    integration,
-                    R.AUTH_FAILING,
-                    streak,
-                    now,
-                    recipients=recipients,
-                    session=session,
-                    reauth=True,
-                )
+        alerts.append(
+            build(
+                integration,
+                R.AUTH_FAILING,
+                _iso(after.auth_failing_since),
+                now,
+                recipients=recipients,
+                session=session,
+                reauth=True,
+                facts=after,
             )
-    if transition.status == Status.CREDENTIALS_INVALID and transition.previous_status != Status.CREDENTIALS_INVALID:
-        streak = _iso(after.auth_failing_since)
-        if not Alert.objects.filter(integration=integration, rule=R.CREDENTIALS_INVALID, streak=streak).exists():
-            alerts.append(
-                build(
-                    integration,
-                    R.CREDENTIALS_INVALID,
-                    streak,
-                    now,
-                    recipients=sorted(set(recipients) | {settings.SUPPORT_EMAIL}),
-                    session=session,
-                    reauth=True,
-                )
+        )
+    if event.to_status == Status.CREDENTIALS_INVALID and event.from_status != Status.CREDENTIALS_INVALID:
+        alerts.append(
+            build(
+                integration,
+                R.CREDENTIALS_INVALID,
+                _iso(after.auth_failing_since),
+                now,
+                recipients=sorted(set(recipients) | {settings.SUPPORT_EMAIL}),
+                session=session,
+                reauth=True,
+                facts=after,
             )
-    if transition.status == Status.QUALITY_ASSURANCE and transition.previous_status != Status.QUALITY_ASSURANCE:
-        alerts.append(quality_assurance_alert(integration, session, now))
+        )
     if after.last_outcome in machine.SUCCESSFUL and before.consecutive_unsuccessful:
         streaks = {_iso(before.unsuccessful_since), _iso(before.auth_failing_since)}
         alerted = Alert.objects.filter(
@@ -193,10 +209,18 @@ def on_session_finished(integration, session, before, transition, now):
                     recipients=recipients,
                     session=session,
                     extra={"failed_in_a_row": before.consecutive_unsuccessful},
+                    facts=after,
                 )
             )
-    raise_alerts(alerts)
-    webhooks.on_session_finished(integration, session, transition, now)
+    return raise_alerts(alerts)
+
+
+def on_status_changed(event, now):
+    """The alerts a status change causes, whoever changed it: entering quality assurance tells engineering."""
+    if event.to_status == Status.QUALITY_ASSURANCE and event.from_status != Status.QUALITY_ASSURANCE:
+        integration = event.integration
+        return raise_alerts([quality_assurance_alert(integration, event.session or integration.last_session, now)])
+    return []
 
 
 def quality_assurance_alert(integration, session, now):
@@ -219,14 +243,6 @@ def quality_assurance_alert(integration, session, now):
         session=session,
         extra={"evidence": evidence},
     )
-
-
-def on_action(integration, transition, now):
-    """Alerts and webhooks for a person's action (inside its transaction)."""
-    if transition.status == Status.QUALITY_ASSURANCE and transition.previous_status != Status.QUALITY_ASSURANCE:
-        raise_alerts([quality_assurance_alert(integration, integration.last_session, now)])
-    if transition.changed:
-        webhooks.status_changed(integration, transition, now)
 
 
 def check_clock_rules(now):

@@ -1,7 +1,5 @@
 """django-q2 entry points for alerts and webhooks: load by id, call a service."""
 
-from django_q.tasks import async_task
-
 from alerts import delivery, rules, webhooks
 
 
@@ -19,8 +17,11 @@ def check_clock_rules():
     return len(rules.check_clock_rules(timezone.now()))
 
 
-def enqueue_webhook(delivery_id):
-    async_task("alerts.tasks.deliver_webhook", delivery_id, task_name=f"webhook-{delivery_id}", group="webhooks")
+def consume_events():
+    """React to committed integration events (alerts, incidents, webhooks)."""
+    from alerts import consumers
+
+    return consumers.consume_all()
 
 
 def deliver_webhook(delivery_id):

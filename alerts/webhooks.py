@@ -17,8 +17,10 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django_q.tasks import async_task
 
 from alerts.models import WebhookDelivery, WebhookEndpoint
+from alerts.recipients import tenant_recipients
 from audit import services as audit
 from audit.models import AuditRecord
 from integrations import crypto
@@ -81,30 +83,41 @@ def emit(tenant_id, event, data, now):
     ids = [d.pk for d in deliveries if d.pk]
     if not ids:  # backends without RETURNING: read them back
         ids = list(WebhookDelivery.objects.filter(endpoint__in=endpoints, event=event, created_at=now).values_list("pk", flat=True))
-    from alerts.tasks import enqueue_webhook
-
     for pk in ids:
-        transaction.on_commit(lambda pk=pk: enqueue_webhook(pk))
+        transaction.on_commit(lambda pk=pk: enqueue_delivery(pk))
     return ids
 
 
-def status_changed(integration, transition, now):
-    emit(
-        integration.tenant_id,
-        WebhookEndpoint.Event.STATUS_CHANGED,
-        {
-            "integration_id": integration.pk,
-            "name": integration.name,
-            "from": transition.previous_status,
-            "to": transition.status,
-            "reason": transition.reason,
-        },
-        now,
-    )
+def enqueue_delivery(delivery_id):
+    async_task("alerts.tasks.deliver_webhook", delivery_id, task_name=f"webhook-{delivery_id}", group="webhooks")
 
 
-def on_session_finished(integration, session, transition, now):
-    emit(
+def on_event(event, now):
+    """The deliveries an integration event causes; returns their ids.
+
+    A finished session is `session.finished` (and `issue.opened` /
+    `issue.resolved` for the items whose issues it opened or resolved); a
+    status change, whoever made it, is `status.changed`.
+    """
+    integration = event.integration
+    Kind = type(event).Kind
+    if event.kind == Kind.STATUS_CHANGED:
+        return emit(
+            integration.tenant_id,
+            WebhookEndpoint.Event.STATUS_CHANGED,
+            {
+                "integration_id": integration.pk,
+                "name": integration.name,
+                "from": event.from_status,
+                "to": event.to_status,
+                "reason": event.data.get("reason", event.note),
+            },
+            now,
+        )
+    if event.kind != Kind.SESSION_FINISHED or event.session is None:
+        return []
+    session = event.session
+    ids = emit(
         integration.tenant_id,
         WebhookEndpoint.Event.SESSION_FINISHED,
         {
@@ -116,20 +129,21 @@ def on_session_finished(integration, session, transition, now):
         },
         now,
     )
-    if transition.changed:
-        status_changed(integration, transition, now)
-
-
-def issues_changed(integration, session, opened, resolved, now):
-    for event, ids in ((WebhookEndpoint.Event.ISSUE_OPENED, opened), (WebhookEndpoint.Event.ISSUE_RESOLVED, resolved)):
-        if ids:
-            ids = sorted(ids)
-            emit(
+    for kind, key in ((WebhookEndpoint.Event.ISSUE_OPENED, "issues_opened"), (WebhookEndpoint.Event.ISSUE_RESOLVED, "issues_resolved")):
+        external_ids = event.data.get(key) or []
+        if external_ids:
+            ids += emit(
                 integration.tenant_id,
-                event,
-                {"integration_id": integration.pk, "session_id": session.pk, "count": len(ids), "external_ids": ids[:100]},
+                kind,
+                {
+                    "integration_id": integration.pk,
+                    "session_id": session.pk,
+                    "count": event.data.get(f"{key}_count", len(external_ids)),
+                    "external_ids": external_ids,
+                },
                 now,
             )
+    return ids
 
 
 def deliver(delivery_id, now=None):
@@ -203,8 +217,6 @@ def deliver(delivery_id, now=None):
 def disable(endpoint, now, reason):
     from django.core.mail import send_mail
 
-    from alerts.rules import tenant_recipients
-
     if not WebhookEndpoint.objects.filter(pk=endpoint.pk, active=True).update(
         active=False, disabled_at=now, disabled_reason=reason[:300]
     ):
@@ -234,7 +246,5 @@ def resend(delivery, now=None):
     copy = WebhookDelivery.objects.create(
         endpoint=delivery.endpoint, event=delivery.event, payload=delivery.payload, created_at=now, next_attempt_at=now
     )
-    from alerts.tasks import enqueue_webhook
-
-    transaction.on_commit(lambda: enqueue_webhook(copy.pk))
+    transaction.on_commit(lambda: enqueue_delivery(copy.pk))
     return copy

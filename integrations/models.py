@@ -426,6 +426,10 @@ class IntegrationEvent(models.Model):
         RESTORED = "restored", "Restored"
         MAPPING_CHANGED = "mapping_changed", "Account mapping changed"
         ALERT_SENT = "alert_sent", "Alert sent"
+        SESSION_FINISHED = "session_finished", "Sync finished"
+
+    # What other apps react to (integrations.events): written here, consumed there.
+    ANNOUNCED_KINDS = (Kind.STATUS_CHANGED, Kind.SESSION_FINISHED)
 
     integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=30, choices=Kind.choices)
@@ -442,6 +446,9 @@ class IntegrationEvent(models.Model):
     note = models.TextField(blank=True)
     session = models.ForeignKey(SyncSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(db_index=True)
+    data = models.JSONField(
+        default=dict, blank=True, help_text="What those who react need: the facts before and after, issues changed."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -30,6 +30,8 @@ def schedule_specs():
             "minutes": 24 * 60,
         },
         {"name": "alerts-delivery", "func": "alerts.tasks.deliver_due_alerts", "minutes": 1},
+        # Catches up events whose after-commit kick was lost (the kick is the fast path).
+        {"name": "alerts-events", "func": "alerts.tasks.consume_events", "minutes": 1},
         {"name": "alerts-clock-rules", "func": "alerts.tasks.check_clock_rules", "minutes": 60},
         {"name": "webhooks-delivery", "func": "alerts.tasks.deliver_due_webhooks", "minutes": 1},
     ]

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from audit import services as audit
 from audit.models import AuditRecord
+from integrations import events as events_module
 from integrations import status as machine
 from integrations.models import Integration, IntegrationEvent
 
@@ -105,9 +106,10 @@ def apply_transition(integration, transition, *, now, actor=None, note="", sessi
                 note=transition.reason if not note else f"{transition.reason} {note}",
                 session=session,
                 created_at=now,
+                data={"reason": transition.reason, "action": str(event_kind or "")},
             )
         )
-    IntegrationEvent.objects.bulk_create(events)
+    events_module.write(events)
     return transition
 
 
@@ -146,9 +148,6 @@ def perform_action(integration_id, action, *, actor=None, note="", now=None):
         apply_transition(
             integration, transition, now=now, actor=actor, note=note, event_kind=ACTION_EVENTS[action]
         )
-        from alerts import rules as alert_rules
-
-        alert_rules.on_action(integration, transition, now)
     return integration
 
 

@@ -7,17 +7,13 @@ answer 404. Viewers read; tenant admins also sync, re-authenticate and map.
 from functools import wraps
 
 from django import forms
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.mail import send_mail
-from django.db import transaction
 from django.db.models import F
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -30,6 +26,7 @@ from integrations.mapping import save_mapping
 from integrations.models import AccountMapping, ApiKey, Membership, SyncedRecord, SyncSession
 from integrations.sync.starting import SyncRefused, start_sync
 from integrations.views_reauth import credentials_form
+from issues import services as issue_services
 from issues.models import ErrorCode, Severity, SupportRequest, SyncIssue
 from syncconsole import limits, outbound
 
@@ -328,21 +325,8 @@ def ask_for_help(request, integration_id, issue_id):
         }
         for s in selectors.recent_sessions(integration, limit=10)
     ]
-    with transaction.atomic():
-        support_request = SupportRequest.objects.create(
-            issue=issue, user=request.user, message=form.cleaned_data["message"], history=history
-        )
-    admin_url = settings.SITE_URL + reverse("admin:issues_supportrequest_change", args=[support_request.pk])
-    transaction.on_commit(
-        lambda: send_mail(
-            f"[SyncConsole] Help requested: {issue.error_code_id} on {integration}",
-            f"{request.user.get_full_name() or request.user.username} <{request.user.email}> of "
-            f"{request.tenant.name} asks for help with issue {issue.pk} "
-            f"({issue.error_code_id}: {issue.item_label or issue.external_id}).\n\n"
-            f"{support_request.message}\n\nOpen it: {admin_url}\n",
-            None,
-            [settings.SUPPORT_EMAIL],
-        )
+    issue_services.request_help(
+        issue, request.user, form.cleaned_data["message"], history=history, tenant_name=request.tenant.name
     )
     messages.success(request, "Your request was sent to our support team. You can follow it here.")
     return redirect("portal:help", integration.pk, issue.pk)

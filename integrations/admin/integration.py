@@ -3,19 +3,17 @@
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, F, OuterRef, Subquery
-from django.db.models.functions import Coalesce
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from integrations import mapping
+from integrations import mapping, selectors
 from integrations.admin import actions as staff_actions
 from integrations.admin import panels
 from integrations.admin.common import relative, status_badge
-from integrations.models import AccountMapping, Integration, ReauthLink, SyncSession
+from integrations.models import AccountMapping, Integration, IntegrationEvent, ReauthLink, SyncSession
 from integrations.reauth import link_state
 from issues.models import SyncIssue
 
@@ -93,7 +91,7 @@ class IntegrationAdmin(admin.ModelAdmin):
     show_full_result_count = False
     list_per_page = 50
     inlines = (AccountMappingInline,)
-    actions = [_bulk_action(spec) for spec in staff_actions.ACTIONS.values() if spec.bulk]
+    actions = [_bulk_action(spec) for spec in staff_actions.SPECS if spec.bulk]
     fieldsets = (
         (None, {"fields": ("tenant", "name", "connector", "kind", "settings", "sync_interval")}),
         ("Facts behind the status", {"classes": ("collapse",), "fields": FACT_FIELDS}),
@@ -107,27 +105,8 @@ class IntegrationAdmin(admin.ModelAdmin):
     # -- changelist --------------------------------------------------------
 
     def get_queryset(self, request):
-        open_sessions = SyncSession.objects.filter(
-            integration=OuterRef("pk"), state__in=SyncSession.OPEN_STATES
-        ).order_by()
-        open_issues = (
-            SyncIssue.objects.filter(integration=OuterRef("pk"), state=SyncIssue.State.OPEN)
-            .order_by()
-            .values("integration")
-            .annotate(n=Count("pk"))
-            .values("n")
-        )
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                _open_issues=Coalesce(Subquery(open_issues[:1]), 0),
-                _sync_state=Subquery(open_sessions.values("state")[:1]),
-                _sync_seen=Subquery(open_sessions.values("items_seen")[:1]),
-                _sync_total=Subquery(open_sessions.values("items_total")[:1]),
-                _last_sync=F("last_session__finished_at"),
-            )
-        )
+        # The columns below read these annotations (the portal's list reads the same ones).
+        return selectors.with_list_columns(super().get_queryset(request))
 
     def save_related(self, request, form, formsets, change):
         """The mapping inline writes rows; their consequences (setup, the first sync) go through the one service."""
@@ -145,32 +124,61 @@ class IntegrationAdmin(admin.ModelAdmin):
         # Deleting is the soft Delete action; purging is the daily schedule's.
         return False
 
+    # One method per codename the staff actions need (Integration.Meta.permissions):
+    # `@admin.action(permissions=["sync_integration"])` calls has_sync_integration_permission,
+    # and the action pages and buttons ask the same methods (`may_perform`).
+
+    def has_sync_integration_permission(self, request):
+        return request.user.has_perm("integrations.sync_integration")
+
+    def has_send_reauth_link_permission(self, request):
+        return request.user.has_perm("integrations.send_reauth_link")
+
+    def has_manage_quality_assurance_permission(self, request):
+        return request.user.has_perm("integrations.manage_quality_assurance")
+
+    def has_pause_integration_permission(self, request):
+        return request.user.has_perm("integrations.pause_integration")
+
+    def has_deactivate_integration_permission(self, request):
+        return request.user.has_perm("integrations.deactivate_integration")
+
+    def has_delete_restore_integration_permission(self, request):
+        return request.user.has_perm("integrations.delete_restore_integration")
+
+    def has_revoke_credentials_permission(self, request):
+        return request.user.has_perm("integrations.revoke_credentials")
+
+    def may_perform(self, request, spec):
+        """Whether the user holds the permission the staff action names, asked as the bulk actions ask it."""
+        return getattr(self, f"has_{spec.permission}_permission")(request)
+
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj):
         return status_badge(obj.status)
 
     @admin.display(description="syncing")
     def syncing(self, obj):
-        state = getattr(obj, "_sync_state", None)
+        state = getattr(obj, "sync_state", None)
         if not state:
             return ""
         if state == SyncSession.State.QUEUED:
             return format_html('<span class="sc-progress">{}</span>', "queued")
-        total = obj._sync_total
-        progress = f"{obj._sync_seen:,} / {total:,}" if total else f"{obj._sync_seen:,} items"
+        total = obj.sync_total
+        progress = f"{obj.sync_seen:,} / {total:,}" if total else f"{obj.sync_seen:,} items"
         return format_html('<span class="sc-progress">syncing {}</span>', progress)
 
     @admin.display(description="last sync", ordering="last_session__finished_at")
     def last_sync(self, obj):
-        return relative(getattr(obj, "_last_sync", None))
+        return relative(getattr(obj, "last_sync_at", None))
 
     @admin.display(description="last success", ordering="last_success_at")
     def last_success(self, obj):
         return relative(obj.last_success_at)
 
-    @admin.display(description="open issues", ordering="_open_issues")
+    @admin.display(description="open issues", ordering="open_issue_count")
     def open_issues(self, obj):
-        count = getattr(obj, "_open_issues", 0)
+        count = getattr(obj, "open_issue_count", 0)
         if not count:
             return 0
         url = reverse("admin:issues_syncissue_changelist") + f"?integration__id__exact={obj.pk}&state__exact=open"
@@ -213,12 +221,14 @@ class IntegrationAdmin(admin.ModelAdmin):
             .defer("details")
             .order_by("-last_seen_at")[:21]
         )
-        events = list(integration.events.select_related("actor", "session").order_by("-created_at", "-id")[:30])
+        events = list(
+            integration.events.exclude(kind=IntegrationEvent.Kind.SESSION_FINISHED)  # the sessions have their own list
+            .select_related("actor", "session")
+            .order_by("-created_at", "-id")[:30]
+        )
         links = list(ReauthLink.objects.filter(integration=integration).select_related("created_by")[:5])
         buttons = [
-            spec
-            for spec in staff_actions.ACTIONS.values()
-            if spec.available(integration) and request.user.has_perm(f"integrations.{spec.permission}")
+            spec for spec in staff_actions.SPECS if spec.available(integration) and self.may_perform(request, spec)
         ]
         return {
             "sc": {
@@ -264,9 +274,7 @@ class IntegrationAdmin(admin.ModelAdmin):
         integration = self.get_object(request, unquote(object_id))
         if integration is None:
             raise Http404("No such integration.")
-        if not self.has_view_permission(request, integration) or not request.user.has_perm(
-            f"integrations.{spec.permission}"
-        ):
+        if not self.has_view_permission(request, integration) or not self.may_perform(request, spec):
             raise PermissionDenied
         change_url = reverse("admin:integrations_integration_change", args=[integration.pk])
         form = staff_actions.make_form(spec, integration, request.POST if request.method == "POST" else None)
@@ -343,10 +351,3 @@ class IntegrationAdmin(admin.ModelAdmin):
             )
         return None
 
-
-for _codename in {spec.permission for spec in staff_actions.ACTIONS.values()}:
-    setattr(
-        IntegrationAdmin,
-        f"has_{_codename}_permission",
-        lambda self, request, _codename=_codename: request.user.has_perm(f"integrations.{_codename}"),
-    )

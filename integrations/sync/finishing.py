@@ -13,9 +13,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from alerts import rules as alert_rules
+from integrations import events
 from integrations import status as machine
-from integrations.models import Integration, SyncSession
+from integrations.models import Integration, IntegrationEvent, SyncSession
 from integrations.services import apply_transition, facts_of
 from integrations.sync.records import forget_seen, mark_unseen_deleted
 from issues.models import ErrorCode
@@ -73,6 +73,8 @@ def finish_session(
     full_complete=False,
     item_type="item",
     lease_expired_by=None,
+    issues_opened=(),
+    issues_resolved=(),
     now=None,
 ):
     """End the session in `state` and apply the outcome; None if it was not ours to end.
@@ -133,5 +135,27 @@ def finish_session(
             integration.last_success_at = now
         integration.next_sync_at = next_sync_at(integration, transition.facts, now)
         apply_transition(integration, transition, now=now, session=session)
-        alert_rules.on_session_finished(integration, session, before, transition, now)
+        # What alerts and webhooks react to, once this commits.
+        events.write(
+            [
+                IntegrationEvent(
+                    integration=integration,
+                    kind=IntegrationEvent.Kind.SESSION_FINISHED,
+                    from_status=transition.previous_status,
+                    to_status=transition.status,
+                    note=f"{session.get_state_display()}{f' ({code})' if code else ''}.",
+                    session=session,
+                    created_at=now,
+                    data={
+                        "before": events.facts_data(before),
+                        "after": events.facts_data(transition.facts),
+                        "reason": transition.reason,
+                        "issues_opened": sorted(issues_opened)[:100],
+                        "issues_opened_count": len(issues_opened),
+                        "issues_resolved": sorted(issues_resolved)[:100],
+                        "issues_resolved_count": len(issues_resolved),
+                    },
+                )
+            ]
+        )
     return session

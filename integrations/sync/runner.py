@@ -18,7 +18,6 @@ from django.conf import settings
 from django.db import reset_queries, transaction
 from django.utils import timezone
 
-from alerts import webhooks
 from integrations import onboarding
 from integrations.connectors import errors
 from integrations.connectors.base import ItemProblem, get_connector_class
@@ -84,6 +83,10 @@ class SessionRun:
         self.log = SessionLog(settings.SESSION_LOG_MAX_ENTRIES)
         self.deadline = time.monotonic() + settings.SYNC_SESSION_TIMEOUT_SECONDS
         self.problem_items = 0
+        # Set once the run has them; a run that fails before has none.
+        self.connector = None
+        self.mappings = {}
+        self.recorder = None
 
     def run(self):
         """Run to an outcome: whatever happens inside, the session is finished, never left to the reaper.
@@ -155,10 +158,10 @@ class SessionRun:
 
     def finish(self, state, code, message, http, *, cursor=None, full=False):
         self._take_http_counters(http)
-        recorder = getattr(self, "recorder", None)
+        recorder = self.recorder
         if full and recorder is not None and state in (SyncSession.State.SUCCEEDED, SyncSession.State.WARNINGS):
             recorder.resolve_unseen_duplicates(timezone.now())
-        session = finish_session(
+        return finish_session(
             self.session.pk,
             state=state,
             code=code,
@@ -169,14 +172,10 @@ class SessionRun:
             log=self.log,
             cursor=cursor,
             full_complete=full and state in (SyncSession.State.SUCCEEDED, SyncSession.State.WARNINGS),
-            item_type=getattr(getattr(self, "connector", None), "item_type", "item"),
+            item_type=self.connector.item_type if self.connector is not None else "item",
+            issues_opened=recorder.opened_ids if recorder is not None else (),
+            issues_resolved=recorder.resolved_ids if recorder is not None else (),
         )
-        if session is not None and recorder is not None and (recorder.opened_ids or recorder.resolved_ids):
-            with transaction.atomic():
-                webhooks.issues_changed(
-                    self.integration, session, recorder.opened_ids, recorder.resolved_ids, timezone.now()
-                )
-        return session
 
     def _take_http_counters(self, http):
         self.counters["http_requests"] = http.counters.http_requests

@@ -7,8 +7,8 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from alerts import rules, webhooks
-from alerts.models import Alert, WebhookDelivery
+from alerts import consumers, rules, webhooks
+from alerts.models import Alert, EventReceipt, WebhookDelivery
 from integrations.models import Integration, IntegrationEvent
 from tests.factories import IntegrationFactory
 
@@ -84,53 +84,44 @@ def test_two_workers_raising_the_same_alert_at_once_make_one(failing_integration
 
 @pytest.mark.postgres
 @live
-def test_two_workers_finishing_sessions_at_once_make_one_alert(
-    healthy_then_failing, fail_times, smtp_server, monkeypatch
-):
-    """The finishing step's rule evaluation for the 10th failure, run by two workers side by side."""
+def test_two_workers_consuming_the_same_event_at_once_make_one_alert(healthy_then_failing, fail_times, smtp_server):
+    """The 10th failure's event, handled by two consumers side by side: one receipt, one alert, one email."""
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: SQLite serialises writers, so the workers never overlap")
     integration = healthy_then_failing()
-    calls = []
-    original = rules.on_session_finished
-    monkeypatch.setattr(rules, "on_session_finished", lambda *args: calls.append(args) or original(*args))
     fail_times(integration, 10)
-    _, session, before, transition, now = calls[-1]
-    assert transition.facts.consecutive_unsuccessful == 10
-    # Forget what the real run raised, then replay it twice at once.
+    tenth = IntegrationEvent.objects.filter(integration=integration, kind=IntegrationEvent.Kind.SESSION_FINISHED).latest("pk")
+    assert tenth.data["after"]["consecutive_unsuccessful"] == 10
+    # Forget what the real run did, then let two workers handle the event at once.
     Alert.objects.all().delete()
+    EventReceipt.objects.filter(event__integration=integration).delete()
     smtp_server.clear()
 
-    def worker(i):
-        with transaction.atomic():
-            fresh = Integration.objects.select_related("tenant").get(pk=integration.pk)
-            original(fresh, session, before, transition, now + timedelta(microseconds=i))
+    events = IntegrationEvent.objects.filter(integration=integration, kind__in=IntegrationEvent.ANNOUNCED_KINDS)
 
-    run_together(worker)
+    results = run_together(lambda i: consumers.consume(EventReceipt.Consumer.ALERTS))
+
+    # Between them the two workers handled every event once.
+    assert sum(results) == events.count()
+    for event in events:
+        assert EventReceipt.objects.filter(event=event, consumer=EventReceipt.Consumer.ALERTS).count() == 1
     assert Alert.objects.filter(integration=integration, rule=R.REPEATED_FAILURES).count() == 1
     assert len(smtp_server.messages) == 1
 
 
 @live
-def test_finishing_code_run_twice_for_one_streak_raises_one_alert(
-    healthy_then_failing, fail_times, smtp_server, monkeypatch, settings
-):
-    """A retried finishing step (same session, same moment) must not raise or send twice."""
+def test_an_event_handled_again_raises_no_second_alert(healthy_then_failing, fail_times, smtp_server):
+    """A consumer run again (or one that lost its receipts) for one streak must not raise or send twice."""
     integration = healthy_then_failing()
     webhooks.create_endpoint(integration.tenant, "http://127.0.0.1:9/hook", ["alert.raised"])
-    calls = []
-    original = rules.on_session_finished
-    monkeypatch.setattr(rules, "on_session_finished", lambda *args: calls.append(args) or original(*args))
 
     fail_times(integration, 10)
     assert Alert.objects.filter(integration=integration).count() == 1
     assert len(smtp_server.messages) == 1
 
-    tenth = calls[-1]
-    with transaction.atomic():
-        original(*tenth)  # exactly what the finishing transaction did
-    with transaction.atomic():
-        original(*tenth[:4], tenth[4] + timedelta(seconds=5))  # a retry a little later
+    assert consumers.consume_all() == 0  # every event already has its receipts
+    EventReceipt.objects.filter(event__integration=integration).delete()
+    assert consumers.consume_all() > 0  # handled once more, from the start
 
     assert Alert.objects.filter(integration=integration).count() == 1
     assert len(smtp_server.messages) == 1
