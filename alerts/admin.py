@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from alerts import delivery, webhooks
 from alerts.models import Alert, Incident, WebhookDelivery, WebhookEndpoint
-from integrations.admin.common import CappedCountPaginator, ReadOnlyAdmin
+from syncconsole.admin_tools import CappedCountPaginator, ReadOnlyAdmin
 
 
 class TestEmailForm(forms.Form):

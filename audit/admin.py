@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from audit.models import AuditRecord
-from integrations.admin.common import CappedCountPaginator, ReadOnlyAdmin
+from syncconsole.admin_tools import CappedCountPaginator, ReadOnlyAdmin
 
 
 @admin.register(AuditRecord)

@@ -7,8 +7,8 @@ from django.utils.html import format_html
 
 from audit import services as audit
 from audit.models import AuditRecord
-from integrations.admin.common import CappedCountPaginator, ReadOnlyAdmin
 from issues.models import ErrorCode, SupportRequest, SyncIssue
+from syncconsole.admin_tools import CappedCountPaginator, ReadOnlyAdmin
 
 
 @admin.register(ErrorCode)

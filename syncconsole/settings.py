@@ -62,7 +62,7 @@ SITE_URL = (_required("SITE_URL") or "http://127.0.0.1:8000").rstrip("/")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[SITE_URL])
 
 INSTALLED_APPS = [
-    "integrations.admin_site.ConsoleAdminConfig",
+    "syncconsole.admin_site.ConsoleAdminConfig",
     "django.contrib.auth",
     "axes",
     "django.contrib.contenttypes",

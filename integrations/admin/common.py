@@ -2,14 +2,12 @@
 
 from datetime import timedelta
 
-from django.contrib import admin
-from django.core.paginator import Paginator
 from django.db import connections
 from django.utils import timezone
-from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from integrations.models import Integration, SyncSession
+from syncconsole.admin_tools import CappedCountPaginator, ReadOnlyAdmin  # noqa: F401 (used by this app's admins)
 from integrations.statuses import DECLARATIONS
 
 SESSION_COLOURS = {
@@ -58,31 +56,6 @@ def relative(moment, now=None):
     if moment > now:
         return f"in {duration_words(moment - now)}"
     return f"{duration_words(now - moment)} ago"
-
-
-class CappedCountPaginator(Paginator):
-    """Counts at most CAP rows: the last page of a huge table is reached by filtering, not by COUNT(*)."""
-
-    CAP = 10_000
-
-    @cached_property
-    def count(self):
-        return self.object_list.values("pk")[: self.CAP + 1].count()
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written by the engine: looked at, never edited by hand."""
-
-    show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 def is_postgresql():

@@ -136,26 +136,27 @@ def finish_session(
         integration.next_sync_at = next_sync_at(integration, transition.facts, now)
         apply_transition(integration, transition, now=now, session=session)
         # What alerts and webhooks react to, once this commits.
-        events.write(
-            [
-                IntegrationEvent(
-                    integration=integration,
-                    kind=IntegrationEvent.Kind.SESSION_FINISHED,
-                    from_status=transition.previous_status,
-                    to_status=transition.status,
-                    note=f"{session.get_state_display()}{f' ({code})' if code else ''}.",
-                    session=session,
-                    created_at=now,
-                    data={
-                        "before": events.facts_data(before),
-                        "after": events.facts_data(transition.facts),
-                        "reason": transition.reason,
-                        "issues_opened": sorted(issues_opened)[:100],
-                        "issues_opened_count": len(issues_opened),
-                        "issues_resolved": sorted(issues_resolved)[:100],
-                        "issues_resolved_count": len(issues_resolved),
-                    },
-                )
-            ]
-        )
+        events.write([finished_event(integration, session, before, transition, code, now, issues_opened, issues_resolved)])
     return session
+
+
+def finished_event(integration, session, before, transition, code, now, opened, resolved):
+    """The session_finished timeline event: the facts before and after, and the issues it opened and resolved."""
+    return IntegrationEvent(
+        integration=integration,
+        kind=IntegrationEvent.Kind.SESSION_FINISHED,
+        from_status=transition.previous_status,
+        to_status=transition.status,
+        note=f"{session.get_state_display()}{f' ({code})' if code else ''}.",
+        session=session,
+        created_at=now,
+        data={
+            "before": events.facts_data(before),
+            "after": events.facts_data(transition.facts),
+            "reason": transition.reason,
+            "issues_opened": sorted(opened)[:100],
+            "issues_opened_count": len(opened),
+            "issues_resolved": sorted(resolved)[:100],
+            "issues_resolved_count": len(resolved),
+        },
+    )

@@ -8,6 +8,7 @@ finishing anything. What earlier pages wrote stays.
 """
 
 import logging
+from dataclasses import dataclass
 import os
 import socket
 import time
@@ -183,47 +184,21 @@ class SessionRun:
         self.counters["rate_limited_waits"] = http.counters.rate_limited_waits
 
     def write(self, page, *, full, http):
+        """Store one page, record its issues and extend the lease, all in one transaction."""
         # With DEBUG on, Django keeps every query's SQL: a long sync would
         # grow with the item count.
         reset_queries()
         now = timezone.now()
         item_type = self.connector.item_type
-        to_store, problems = [], []
-        ignored_ids = []
-        for item in page.items:
-            if item.account_id:
-                mapping = self.mappings.get(item.account_id)
-                if mapping is None or not mapping.is_mapped:
-                    problems.append(
-                        ProblemRow(
-                            item.external_id,
-                            "ITEM_UNMAPPED",
-                            f"The item belongs to vendor account '{item.account_id}', which is not mapped.",
-                            item.label,
-                            item.vendor_url,
-                            {"vendor_account_id": item.account_id},
-                        )
-                    )
-                    continue
-                if mapping.ignored:
-                    ignored_ids.append(item.external_id)
-                    continue
-            to_store.append(item)
+        sorted_page = classify(page.items, self.mappings)
+        to_store, problems = sorted_page.to_store, list(sorted_page.unmapped)
 
         with transaction.atomic():
             problem_ids = {item.external_id for item in to_store if item.problems}
             result = write_page(
                 self.integration, self.session, item_type, to_store, full=full, now=now, want_ids=problem_ids
             )
-            duplicate_ids = set()
-            for dup in result.duplicates:
-                duplicate_ids.add(dup.external_id)
-                dup.problems = [
-                    ItemProblem(
-                        "ITEM_DUPLICATE",
-                        f"The vendor sent item '{dup.external_id}' more than once; the first copy was kept.",
-                    )
-                ]
+            duplicate_ids = mark_duplicates(result.duplicates)
             record_ids = dict(result.record_ids or {})
             if duplicate_ids - record_ids.keys():
                 record_ids.update(
@@ -231,43 +206,31 @@ class SessionRun:
                         "external_id", "pk"
                     )
                 )
-            for item in to_store:  # duplicates are among them, with their problem set above
-                for problem in item.problems:
-                    problems.append(
-                        ProblemRow(
-                            item.external_id,
-                            problem.code,
-                            problem.message,
-                            item.label,
-                            item.vendor_url,
-                            problem.details,
-                            record_ids.get(item.external_id),
-                        )
-                    )
+            problems += item_problems(to_store, record_ids)  # duplicates are among them, with their problem set
             # Items of ignored accounts are not stored, but their old issues
             # (ITEM_UNMAPPED) are settled: someone decided about them.
-            clean_ids = ignored_ids + [
-                item.external_id
-                for item in to_store
-                if not item.problems and item.external_id not in duplicate_ids
+            clean_ids = sorted_page.ignored_ids + [
+                item.external_id for item in to_store if not item.problems and item.external_id not in duplicate_ids
             ]
             self.recorder.record_page(problems, clean_ids, now)
-
-            unmapped = sum(1 for p in problems if p.code == "ITEM_UNMAPPED")
-            warned = len({p.external_id for p in problems if p.code != "ITEM_UNMAPPED"})
-            self.problem_items += unmapped + warned
-            c = self.counters
-            c["pages"] += 1
-            c["items_seen"] += len(page.items)
-            c["items_created"] += result.created
-            c["items_updated"] += result.updated
-            c["items_unchanged"] += result.unchanged
-            c["items_failed"] += unmapped
-            c["items_warnings"] += warned
-            if page.total is not None:
-                self.items_total = page.total
+            self._count_page(page, result, problems)
             self._take_http_counters(http)
             self.heartbeat(now)
+
+    def _count_page(self, page, result, problems):
+        unmapped = sum(1 for p in problems if p.code == "ITEM_UNMAPPED")
+        warned = len({p.external_id for p in problems if p.code != "ITEM_UNMAPPED"})
+        self.problem_items += unmapped + warned
+        c = self.counters
+        c["pages"] += 1
+        c["items_seen"] += len(page.items)
+        c["items_created"] += result.created
+        c["items_updated"] += result.updated
+        c["items_unchanged"] += result.unchanged
+        c["items_failed"] += unmapped
+        c["items_warnings"] += warned
+        if page.total is not None:
+            self.items_total = page.total
 
     def heartbeat(self, now):
         lease = timedelta(seconds=settings.SYNC_LEASE_SECONDS)
@@ -276,3 +239,65 @@ class SessionRun:
         ).update(heartbeat_at=now, lease_expires_at=now + lease, items_total=self.items_total, **self.counters)
         if not updated:
             raise LeaseLost()
+
+
+@dataclass
+class SortedPage:
+    """A page's items by what happens to them: stored, unmapped (an issue, not stored), ignored (neither)."""
+
+    to_store: list
+    unmapped: list
+    ignored_ids: list
+
+
+def classify(items, mappings):
+    """Sort a page's items by their vendor account's mapping. Pure: no database, no I/O."""
+    to_store, unmapped, ignored_ids = [], [], []
+    for item in items:
+        if item.account_id:
+            mapping = mappings.get(item.account_id)
+            if mapping is None or not mapping.is_mapped:
+                unmapped.append(
+                    ProblemRow(
+                        item.external_id,
+                        "ITEM_UNMAPPED",
+                        f"The item belongs to vendor account '{item.account_id}', which is not mapped.",
+                        item.label,
+                        item.vendor_url,
+                        {"vendor_account_id": item.account_id},
+                    )
+                )
+                continue
+            if mapping.ignored:
+                ignored_ids.append(item.external_id)
+                continue
+        to_store.append(item)
+    return SortedPage(to_store, unmapped, ignored_ids)
+
+
+def mark_duplicates(duplicates):
+    """Give each repeated copy the ITEM_DUPLICATE problem; their external ids."""
+    for dup in duplicates:
+        dup.problems = [
+            ItemProblem(
+                "ITEM_DUPLICATE", f"The vendor sent item '{dup.external_id}' more than once; the first copy was kept."
+            )
+        ]
+    return {dup.external_id for dup in duplicates}
+
+
+def item_problems(items, record_ids):
+    """One ProblemRow per problem of each item, linked to our record where there is one."""
+    return [
+        ProblemRow(
+            item.external_id,
+            problem.code,
+            problem.message,
+            item.label,
+            item.vendor_url,
+            problem.details,
+            record_ids.get(item.external_id),
+        )
+        for item in items
+        for problem in item.problems
+    ]

@@ -89,4 +89,4 @@ def dashboard(now):
 
 
 class ConsoleAdminConfig(AdminConfig):
-    default_site = "integrations.admin_site.ConsoleAdminSite"
+    default_site = "syncconsole.admin_site.ConsoleAdminSite"
