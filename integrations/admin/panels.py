@@ -48,13 +48,8 @@ def _alert_line(integration):
     return f"The repeated-failure alert threshold ({threshold} in a row) has been reached."
 
 
-def why_status(integration, *, now, last_session=None, open_session=None, unmapped_accounts=0, total_accounts=0):
-    """The rule that put the integration in its status, the evidence, and what happens next."""
-    status = integration.status
-    facts = facts_of(integration)
-    streak = integration.consecutive_unsuccessful
-    since = integration.unsuccessful_since
-    why = WhyStatus(rule=integration.status_reason or "")
+def _session_evidence(why, integration, now, last_session, open_session):
+    """What every status shows: the last and the open session, a pause, the customer's headline."""
     if last_session is not None:
         why.evidence.append(
             f"Last session {last_session.pk}: {last_session.get_state_display()}"
@@ -66,77 +61,127 @@ def why_status(integration, *, now, last_session=None, open_session=None, unmapp
         why.evidence.append(f"Session {open_session.pk} is {open_session.state} now.")
     if integration.paused:
         why.evidence.append(f"Syncs are paused: {integration.paused_reason or 'by staff'}.")
-    why.evidence.append(f"The customer reads: \u201c{declaration(status).headline}\u201d.")
+    why.evidence.append(f"The customer reads: \u201c{declaration(integration.status).headline}\u201d.")
 
-    if status == Status.DELETED:
-        purge_at = integration.deleted_at + settings.DELETED_RETENTION
-        why.rule = "Deleted by staff; deleted outranks every other status."
-        why.evidence.append(f"Deleted {relative(integration.deleted_at, now)}.")
-        why.next_steps.append(
-            f"Purged with its sessions, records and issues in {duration_words(purge_at - now)} unless restored."
-        )
-    elif status == Status.INACTIVE:
-        why.rule = "Switched off; no syncs run."
-        why.evidence.append(f"Deactivated {relative(integration.deactivated_at, now)}.")
-        why.next_steps.append("Nothing runs until someone reactivates it.")
-    elif status == Status.CREDENTIALS_INVALID:
-        if integration.credentials_revoked_at:
-            why.rule = "Credentials were revoked by staff."
-        else:
-            why.rule = (
-                f"Every sync for {duration_words(settings.CREDENTIALS_INVALID_AFTER)} failed on authentication "
-                "with no other outcome in between."
-            )
-            why.evidence.append(f"Authentication failing since {relative(integration.auth_failing_since, now)}; {streak} unsuccessful in a row.")
-        why.next_steps.append("Syncs are paused until new credentials are saved: send a re-authentication link.")
-    elif status == Status.QUALITY_ASSURANCE:
-        why.rule = "Under quality assurance: the first sync had problems, or staff moved it here."
-        if integration.quality_assurance_reason:
-            why.evidence.append(f"Reason: {integration.quality_assurance_reason}")
-        owner = integration.quality_assurance_owner
-        why.evidence.append(
-            f"Since {relative(integration.quality_assurance_since, now)}; owner {owner or 'nobody yet'}"
-            + (f"; due {integration.quality_assurance_due:%Y-%m-%d}" if integration.quality_assurance_due else "")
-            + "."
-        )
-        why.next_steps.append("Scheduled syncs are paused; staff may run it. Release it to resume (a sync is queued).")
-    elif status == Status.SETUP:
-        if not integration.mapping_complete:
-            why.rule = "Account mapping is incomplete: every sync is refused with MAPPING_INCOMPLETE."
-            why.evidence.append(f"{unmapped_accounts} of {total_accounts} vendor account(s) are not mapped or ignored.")
-            why.next_steps.append("The first sync is queued as soon as the mapping is complete.")
-        else:
-            why.rule = "Waiting for the first sync to finish."
-            why.next_steps.append(
-                "Its outcome decides: clean -> active, item issues or a non-auth failure -> quality assurance, "
-                "an auth failure -> authentication failing."
-            )
-    elif status == Status.AUTH_FAILING:
-        why.rule = "The last sync failed on authentication."
-        if integration.auth_failing_since:
-            why.evidence.append(f"Authentication failing since {relative(integration.auth_failing_since, now)}.")
-            left = machine.countdown_to_credentials_invalid(facts, settings.CREDENTIALS_INVALID_AFTER, now)
-            why.next_steps.append(f"{duration_words(left)} until credentials_invalid if auth keeps failing.")
-        else:
-            why.evidence.append("New credentials were saved since; the next sync checks them.")
-        why.next_steps.append(_alert_line(integration))
-        why.next_steps.append(_next_sync_line(integration, now))
-    elif status in (Status.FAILING, Status.UNKNOWN):
-        why.rule = (
-            "The last sync did not complete."
-            if status == Status.FAILING
-            else "The engine could not confirm a clean success or a clean failure."
-        )
-        why.evidence.append(f"{streak} unsuccessful in a row" + (f", since {relative(since, now)}." if since else "."))
-        why.next_steps.append(_alert_line(integration))
-        why.next_steps.append(_next_sync_line(integration, now))
-    elif status == Status.WARNINGS:
-        why.rule = "The last sync succeeded, but some items have issues."
-        why.next_steps.append("Issues resolve themselves when their items sync cleanly.")
-        why.next_steps.append(_next_sync_line(integration, now))
+
+# One function per status family: each fills the rule, its evidence and the next steps.
+# ``mapping`` is (unmapped_accounts, total_accounts).
+
+
+def _why_deleted(why, integration, now, mapping):
+    purge_at = integration.deleted_at + settings.DELETED_RETENTION
+    why.rule = "Deleted by staff; deleted outranks every other status."
+    why.evidence.append(f"Deleted {relative(integration.deleted_at, now)}.")
+    why.next_steps.append(
+        f"Purged with its sessions, records and issues in {duration_words(purge_at - now)} unless restored."
+    )
+
+
+def _why_inactive(why, integration, now, mapping):
+    why.rule = "Switched off; no syncs run."
+    why.evidence.append(f"Deactivated {relative(integration.deactivated_at, now)}.")
+    why.next_steps.append("Nothing runs until someone reactivates it.")
+
+
+def _why_credentials_invalid(why, integration, now, mapping):
+    if integration.credentials_revoked_at:
+        why.rule = "Credentials were revoked by staff."
     else:
-        why.rule = "The last sync succeeded cleanly."
-        why.next_steps.append(_next_sync_line(integration, now))
+        why.rule = (
+            f"Every sync for {duration_words(settings.CREDENTIALS_INVALID_AFTER)} failed on authentication "
+            "with no other outcome in between."
+        )
+        why.evidence.append(
+            f"Authentication failing since {relative(integration.auth_failing_since, now)}; "
+            f"{integration.consecutive_unsuccessful} unsuccessful in a row."
+        )
+    why.next_steps.append("Syncs are paused until new credentials are saved: send a re-authentication link.")
+
+
+def _why_quality_assurance(why, integration, now, mapping):
+    why.rule = "Under quality assurance: the first sync had problems, or staff moved it here."
+    if integration.quality_assurance_reason:
+        why.evidence.append(f"Reason: {integration.quality_assurance_reason}")
+    owner = integration.quality_assurance_owner
+    why.evidence.append(
+        f"Since {relative(integration.quality_assurance_since, now)}; owner {owner or 'nobody yet'}"
+        + (f"; due {integration.quality_assurance_due:%Y-%m-%d}" if integration.quality_assurance_due else "")
+        + "."
+    )
+    why.next_steps.append("Scheduled syncs are paused; staff may run it. Release it to resume (a sync is queued).")
+
+
+def _why_setup(why, integration, now, mapping):
+    unmapped_accounts, total_accounts = mapping
+    if not integration.mapping_complete:
+        why.rule = "Account mapping is incomplete: every sync is refused with MAPPING_INCOMPLETE."
+        why.evidence.append(f"{unmapped_accounts} of {total_accounts} vendor account(s) are not mapped or ignored.")
+        why.next_steps.append("The first sync is queued as soon as the mapping is complete.")
+    else:
+        why.rule = "Waiting for the first sync to finish."
+        why.next_steps.append(
+            "Its outcome decides: clean -> active, item issues or a non-auth failure -> quality assurance, "
+            "an auth failure -> authentication failing."
+        )
+
+
+def _why_auth_failing(why, integration, now, mapping):
+    why.rule = "The last sync failed on authentication."
+    if integration.auth_failing_since:
+        why.evidence.append(f"Authentication failing since {relative(integration.auth_failing_since, now)}.")
+        facts = facts_of(integration)
+        left = machine.countdown_to_credentials_invalid(facts, settings.CREDENTIALS_INVALID_AFTER, now)
+        why.next_steps.append(f"{duration_words(left)} until credentials_invalid if auth keeps failing.")
+    else:
+        why.evidence.append("New credentials were saved since; the next sync checks them.")
+    why.next_steps.append(_alert_line(integration))
+    why.next_steps.append(_next_sync_line(integration, now))
+
+
+def _why_unsuccessful(why, integration, now, mapping):
+    """Failing or unknown: the streak counts toward the alert."""
+    streak = integration.consecutive_unsuccessful
+    since = integration.unsuccessful_since
+    why.rule = (
+        "The last sync did not complete."
+        if integration.status == Status.FAILING
+        else "The engine could not confirm a clean success or a clean failure."
+    )
+    why.evidence.append(f"{streak} unsuccessful in a row" + (f", since {relative(since, now)}." if since else "."))
+    why.next_steps.append(_alert_line(integration))
+    why.next_steps.append(_next_sync_line(integration, now))
+
+
+def _why_warnings(why, integration, now, mapping):
+    why.rule = "The last sync succeeded, but some items have issues."
+    why.next_steps.append("Issues resolve themselves when their items sync cleanly.")
+    why.next_steps.append(_next_sync_line(integration, now))
+
+
+def _why_active(why, integration, now, mapping):
+    why.rule = "The last sync succeeded cleanly."
+    why.next_steps.append(_next_sync_line(integration, now))
+
+
+_WHY_BY_STATUS = {
+    Status.DELETED: _why_deleted,
+    Status.INACTIVE: _why_inactive,
+    Status.CREDENTIALS_INVALID: _why_credentials_invalid,
+    Status.QUALITY_ASSURANCE: _why_quality_assurance,
+    Status.SETUP: _why_setup,
+    Status.AUTH_FAILING: _why_auth_failing,
+    Status.FAILING: _why_unsuccessful,
+    Status.UNKNOWN: _why_unsuccessful,
+    Status.WARNINGS: _why_warnings,
+}
+
+
+def why_status(integration, *, now, last_session=None, open_session=None, unmapped_accounts=0, total_accounts=0):
+    """The rule that put the integration in its status, the evidence, and what happens next."""
+    why = WhyStatus(rule=integration.status_reason or "")
+    _session_evidence(why, integration, now, last_session, open_session)
+    fill = _WHY_BY_STATUS.get(integration.status, _why_active)
+    fill(why, integration, now, (unmapped_accounts, total_accounts))
     return why
 
 

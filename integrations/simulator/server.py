@@ -1,305 +1,31 @@
-"""The vendor simulator's HTTP server.
+"""The vendor simulator's HTTP server: the request handler.
 
-Standard library only, and no Django: ``python -m integrations.simulator``
-starts in a few milliseconds. ``python manage.py vendor_simulator`` runs the
-same server. The API is described in ``HELP_TEXT`` (shown by --help).
+``state.py`` holds what requests share (accounts, counters, keys and tokens),
+``cli.py`` the help text, the options and ``serve``. The names other code
+imports from this module are re-exported below.
 """
 
-import argparse
 import base64
-import hashlib
-import hmac
 import json
-import signal
 import sys
-import textwrap
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from . import scenarios as sc
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8765
-DEFAULT_SEED = 1
-DEFAULT_SLOW_SECONDS = 5.0
-DEFAULT_TOKEN_TTL = 3600
-DEFAULT_PAGE_SIZE = 100
-DEFAULT_MAX_PAGE_SIZE = 5000
+from .cli import (  # noqa: F401 - re-exported for the management command and older imports
+    HELP_TEXT,
+    RawDescriptionFormatter,
+    add_arguments,
+    build_parser,
+    main,
+    serve,
+)
+from .state import ApiError, SimulatorServer, unavailable  # noqa: F401 - SimulatorServer re-exported
 
 MAX_BODY_BYTES = 1024 * 1024
 LOGGED_QUERY_KEYS = ("page", "page_size", "cursor", "updated_since")
 CONTROL_KEYS = frozenset({"drop", "change", "recover", "fail", "api_key"})
-COUNTER_KEYS = ("items", "item", "accounts", "me", "token", "total")
-
-
-def _scenario_lines():
-    lines = []
-    for name, text in sc.SCENARIOS.items():
-        wrapped = textwrap.wrap(text, width=56) or [""]
-        lines.append("  %-15s %s" % (name, wrapped[0]))
-        lines.extend("  %-15s %s" % ("", more) for more in wrapped[1:])
-    return "\n".join(lines)
-
-
-HELP_TEXT = """\
-Run the vendor simulator: an HTTP server that imitates a SaaS vendor's
-paginated JSON API, with faults chosen per account. The demo and the tests
-sync against it. The first line on stdout is
-"Vendor simulator listening on http://HOST:PORT" (the real port, also with
---port 0); it then serves until SIGTERM or Ctrl-C.
-
-Accounts are named SCENARIO or SCENARIO.LABEL (LABEL: letters, digits, _ and
--), so that independent copies of a scenario can coexist, e.g. healthy.demo.
-Unless a scenario says otherwise an account has 120 items.
-
-Scenarios:
-{scenarios}
-
-Authentication (every /v1 call), one of:
-  X-API-Key: good-key
-  POST /oauth/token with grant_type=client_credentials, client_id=ACCOUNT,
-  client_secret=KEY (form body or HTTP Basic), then
-  Authorization: Bearer TOKEN. Tokens are HMAC-signed and expire after
-  --token-ttl seconds (401 token_expired); a bad one is 401 invalid_token.
-  A wrong key is 401 invalid_key (invalid_client at /oauth/token), no
-  credentials 401 missing_credentials.
-
-Endpoints:
-  GET /health
-  GET /v1/ACCOUNT/me              credential check
-  GET /v1/ACCOUNT/accounts        vendor accounts (discovery): acct-1, acct-2
-  GET /v1/ACCOUNT/items?page=P&page_size=S[&updated_since=ISO]
-  GET /v1/ACCOUNT/items?cursor=C&page_size=S[&updated_since=ISO]
-  GET /v1/ACCOUNT/items/ITEM_ID
-  Listings answer {{items, page, page_size, next_page, next_cursor, total,
-  server_time}}; page_size defaults to --page-size and is capped at
-  --max-page-size. updated_since returns only items updated strictly after
-  it; every item is dated 2026-01-01T00:00:00Z until changed.
-
-Control API, for tests and the demo (no authentication):
-  POST   /_control/accounts/ACCOUNT  JSON object, merged into the overrides:
-           {{"drop": ["item-0000003"]}}   the vendor no longer has these items
-           {{"change": ["item-0000005"]}} new version: name gets " (v2)", " (v3)",
-                                        ..., updated_at becomes now
-           {{"recover": true}}            behave like healthy from now on
-           {{"fail": true}}               behave like outage until recover
-           {{"api_key": "k"}}             accept only this key from now on
-  GET    /_control/accounts/ACCOUNT  request counters and overrides
-  DELETE /_control/accounts/ACCOUNT  reset overrides and counters
-""".format(scenarios=_scenario_lines())
-
-
-class RawDescriptionFormatter(argparse.RawDescriptionHelpFormatter):
-    pass
-
-
-def add_arguments(parser):
-    """The server's options, shared by this module's parser and the
-    management command's."""
-    parser.add_argument("--host", default=DEFAULT_HOST, help="Address to bind (default %(default)s).")
-    parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT,
-        help="Port to bind; 0 picks a free one (default %(default)s).",
-    )
-    parser.add_argument(
-        "--seed", type=int, default=DEFAULT_SEED,
-        help="Seed for item data and the token signing secret (default %(default)s).",
-    )
-    parser.add_argument(
-        "--slow-seconds", type=float, default=DEFAULT_SLOW_SECONDS,
-        help="How long the 'slow' scenario's /items waits (default %(default)s).",
-    )
-    parser.add_argument(
-        "--token-ttl", type=int, default=DEFAULT_TOKEN_TTL,
-        help="Lifetime of OAuth access tokens in seconds (default %(default)s).",
-    )
-    parser.add_argument(
-        "--page-size", type=int, default=DEFAULT_PAGE_SIZE,
-        help="Default page size of /items (default %(default)s).",
-    )
-    parser.add_argument(
-        "--max-page-size", type=int, default=DEFAULT_MAX_PAGE_SIZE,
-        help="Largest page size /items accepts; larger ones are capped (default %(default)s).",
-    )
-    return parser
-
-
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="python -m integrations.simulator",
-        description=HELP_TEXT,
-        formatter_class=RawDescriptionFormatter,
-    )
-    return add_arguments(parser)
-
-
-class ApiError(Exception):
-    """An error answer: status, JSON body, extra headers."""
-
-    def __init__(self, status, error, message=None, headers=None):
-        super().__init__(error)
-        self.status = status
-        self.body = {"error": error}
-        if message:
-            self.body["message"] = message
-        self.headers = headers or {}
-
-
-def _unavailable():
-    return ApiError(503, "unavailable", "The service is temporarily unavailable")
-
-
-def _invalid_key():
-    return ApiError(401, "invalid_key", "The API key is not valid")
-
-
-class AccountState:
-    """Overrides and counters of one account. Guarded by the server's lock."""
-
-    def __init__(self):
-        self.overrides = sc.Overrides()
-        self.counters = dict.fromkeys(COUNTER_KEYS, 0)
-        self.rate_limited_pages = set()
-
-
-class SimulatorServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
-    def __init__(self, address, *, seed=DEFAULT_SEED, slow_seconds=DEFAULT_SLOW_SECONDS,
-                 token_ttl=DEFAULT_TOKEN_TTL, page_size=DEFAULT_PAGE_SIZE,
-                 max_page_size=DEFAULT_MAX_PAGE_SIZE):
-        super().__init__(address, SimulatorHandler)
-        self.seed = seed
-        self.slow_seconds = max(0.0, float(slow_seconds))
-        self.token_ttl = int(token_ttl)
-        self.max_page_size = max(1, int(max_page_size))
-        self.page_size = min(max(1, int(page_size)), self.max_page_size)
-        self.secret = hashlib.sha256(("vendor-simulator-secret:%s" % seed).encode()).digest()
-        self.lock = threading.Lock()
-        self.accounts = {}
-
-    def handle_error(self, request, client_address):
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (ConnectionError, TimeoutError)):
-            return
-        sys.stderr.write("vendor simulator: error handling a request: %r\n" % (exc,))
-
-    # -- account state (all under the lock) ------------------------------
-
-    def _state(self, account):
-        state = self.accounts.get(account)
-        if state is None:
-            state = self.accounts[account] = AccountState()
-        return state
-
-    def count(self, account, kind):
-        """Count a request; returns the number of earlier requests of that kind."""
-        with self.lock:
-            counters = self._state(account).counters
-            before = counters[kind]
-            counters[kind] = before + 1
-            counters["total"] += 1
-            return before
-
-    def overrides(self, account):
-        with self.lock:
-            return self._state(account).overrides.snapshot()
-
-    def first_time_for_page(self, account, page):
-        with self.lock:
-            pages = self._state(account).rate_limited_pages
-            if page in pages:
-                return False
-            pages.add(page)
-            return True
-
-    def reset(self, account):
-        with self.lock:
-            self.accounts.pop(account, None)
-
-    def stats(self, account):
-        with self.lock:
-            state = self._state(account)
-            return {"requests": dict(state.counters), "overrides": state.overrides.as_json()}
-
-    def apply_control(self, account, scenario, changes):
-        """Merge validated control changes into the account's overrides."""
-        with self.lock:
-            ov = self._state(account).overrides
-            ov.dropped.update(changes.get("drop", ()))
-            for index in changes.get("change", ()):
-                previous = ov.changed.get(index)
-                version = previous.version + 1 if previous else 2
-                ov.changed[index] = sc.Change(version, sc.change_instant())
-            if "recover" in changes:
-                ov.recovered = changes["recover"]
-                if changes["recover"]:
-                    ov.failed = False
-            if "fail" in changes:
-                ov.failed = changes["fail"]
-            if "api_key" in changes:
-                ov.api_key = changes["api_key"]
-            return ov.as_json()
-
-    # -- credentials -----------------------------------------------------
-
-    def accepted_keys(self, scenario, ov):
-        if ov.api_key is not None:
-            return (ov.api_key,)
-        if scenario.kind in ("expired-token", "invalid-key"):
-            return (sc.ROTATED_KEY, sc.GOOD_KEY) if ov.recovered else (sc.ROTATED_KEY,)
-        return (sc.GOOD_KEY,)
-
-    def check_key(self, scenario, ov, key, *, oauth=False):
-        """None when the key is accepted, else the ApiError to answer."""
-        for accepted in self.accepted_keys(scenario, ov):
-            if hmac.compare_digest(key.encode(), accepted.encode()):
-                return None
-        kind = sc.effective_kind(scenario, ov)
-        if ov.api_key is None and key == sc.GOOD_KEY:
-            if kind == "expired-token":
-                what = "client secret" if oauth else "API key"
-                return ApiError(401, "token_expired", "The %s has expired" % what)
-            if kind == "invalid-key" and not oauth:
-                return ApiError(401, "invalid_key", "The API key has been revoked")
-        if oauth:
-            return ApiError(401, "invalid_client", "Client authentication failed")
-        return _invalid_key()
-
-    def _signature(self, account, expires_ms, key):
-        message = ("%s|%d|%s" % (account, expires_ms, key)).encode()
-        return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
-
-    def issue_token(self, account, key):
-        expires_ms = int((time.time() + self.token_ttl) * 1000)
-        encoded = base64.urlsafe_b64encode(account.encode()).decode().rstrip("=")
-        return "%s.%d.%s" % (encoded, expires_ms, self._signature(account, expires_ms, key))
-
-    def check_token(self, scenario, ov, token):
-        invalid = ApiError(401, "invalid_token", "The access token is not valid")
-        parts = token.split(".")
-        if len(parts) != 3 or not parts[1].isdigit():
-            return invalid
-        try:
-            padded = parts[0] + "=" * (-len(parts[0]) % 4)
-            account = base64.urlsafe_b64decode(padded.encode()).decode()
-        except Exception:
-            return invalid
-        if account != scenario.account:
-            return invalid
-        expires_ms = int(parts[1])
-        if not any(
-            hmac.compare_digest(parts[2], self._signature(account, expires_ms, key))
-            for key in self.accepted_keys(scenario, ov)
-        ):
-            return invalid
-        if expires_ms <= time.time() * 1000:
-            return ApiError(401, "token_expired", "The access token has expired")
-        return None
 
 
 class SimulatorHandler(BaseHTTPRequestHandler):
@@ -476,7 +202,7 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         server.count(scenario.account, "token")
         ov = server.overrides(scenario.account)
         if ov.failed or sc.effective_kind(scenario, ov) == "outage":
-            raise _unavailable()
+            raise unavailable()
         problem = server.check_key(scenario, ov, client_secret, oauth=True)
         if problem:
             raise problem
@@ -520,12 +246,11 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         if counter:
             before = server.count(account, counter)
         else:
-            with server.lock:
-                server._state(account).counters["total"] += 1
+            server.count_unrouted(account)
         ov = server.overrides(account)
         kind = sc.effective_kind(scenario, ov)
         if ov.failed or kind == "outage":
-            raise _unavailable()
+            raise unavailable()
         problem = self._authenticate(scenario, ov)
         if problem:
             raise problem
@@ -684,45 +409,3 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             validated["api_key"] = value
         return validated
 
-
-def serve(host=DEFAULT_HOST, port=DEFAULT_PORT, seed=DEFAULT_SEED,
-          slow_seconds=DEFAULT_SLOW_SECONDS, token_ttl=DEFAULT_TOKEN_TTL,
-          page_size=DEFAULT_PAGE_SIZE, max_page_size=DEFAULT_MAX_PAGE_SIZE,
-          stdout=None):
-    """Bind, announce the address on stdout, and serve until SIGTERM/SIGINT.
-
-    Returns 0 after a clean shutdown."""
-    server = SimulatorServer(
-        (host, port), seed=seed, slow_seconds=slow_seconds, token_ttl=token_ttl,
-        page_size=page_size, max_page_size=max_page_size,
-    )
-    bound_port = server.server_address[1]
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    # Handlers first: whoever reads the first line may signal at once.
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            previous[signum] = signal.signal(signum, stop)
-    try:
-        out = stdout or sys.stdout
-        out.write("Vendor simulator listening on http://%s:%d\n" % (host, bound_port))
-        out.flush()
-        server.serve_forever(poll_interval=0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    return 0
-
-
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    return serve(
-        host=args.host, port=args.port, seed=args.seed, slow_seconds=args.slow_seconds,
-        token_ttl=args.token_ttl, page_size=args.page_size, max_page_size=args.max_page_size,
-    )
