@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from integrations.urls import api_patterns, portal_patterns
+from integrations.urls import api_urls, portal_patterns
 from integrations.views_reauth import reauth_page
 
 
@@ -13,5 +13,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("reauth/<str:token>/", reauth_page, name="reauth"),
     path("portal/", include((portal_patterns, "portal"))),
-    path("api/v1/", include((api_patterns, "api"))),
+    path("api/v1/", api_urls),
 ]
