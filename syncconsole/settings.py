@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "issues",
     "alerts",
     "audit",
+    "portal",
 ]
 
 MIDDLEWARE = [

@@ -4,9 +4,8 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from integrations.urls import api_urls, portal_patterns
-from integrations.views_reauth import reauth_page
-
+from portal.urls import api_urls, portal_patterns
+from portal.views_reauth import reauth_page
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),

@@ -20,7 +20,13 @@ from django.utils import timezone
 from integrations import reauth, services
 from integrations.models import Integration, Membership
 from issues.models import SupportRequest
-from tests.factories import IntegrationFactory, MembershipFactory, SyncIssueFactory, TenantFactory, UserFactory
+from tests.factories import (
+    IntegrationFactory,
+    MembershipFactory,
+    SyncIssueFactory,
+    TenantFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "a-Good-password-42"

@@ -24,8 +24,8 @@ def test_every_answer_carries_csp_and_permissions_policy(path):
 
 def test_no_page_template_carries_inline_script():
     """The policy refuses inline script, so none may be written: scripts live in static/."""
-    from pathlib import Path
     import re
+    from pathlib import Path
 
     root = Path(__file__).resolve().parents[1] / "templates"
     offenders = []

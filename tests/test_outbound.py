@@ -26,8 +26,8 @@ from integrations import reauth
 from integrations.connectors import errors
 from integrations.connectors.http import VendorHttp
 from integrations.models import Integration, Membership, SyncSession
-from integrations.sync.starting import start_sync
 from integrations.sync.runner import run_session
+from integrations.sync.starting import start_sync
 from syncconsole import outbound
 from tests.factories import IntegrationFactory, MembershipFactory, TenantFactory, UserFactory
 

@@ -80,8 +80,9 @@ def test_development_mode_from_a_dotenv_file(tmp_path):
     code = "import django; django.setup(); from django.conf import settings as s; print(s.DEBUG, s.DATABASES['default']['ENGINE'])"
     project = tmp_path / "project"
     shutil.copytree(ROOT / "syncconsole", project / "syncconsole")  # BASE_DIR is where settings.py is
-    for name in ("manage.py", "integrations", "issues", "alerts", "audit", "dbbackends", "templates", "static"):
-        (project / name).symlink_to(ROOT / name)
+    for entry in ROOT.iterdir():  # every app and the rest, as they are
+        if entry.name not in ("syncconsole", ".env") and not entry.name.startswith((".", "db.sqlite3")):
+            (project / entry.name).symlink_to(entry)
     env = {k: v for k, v in os.environ.items() if k not in PRODUCTION}
     env["DJANGO_SETTINGS_MODULE"] = "syncconsole.settings"
 

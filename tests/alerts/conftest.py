@@ -10,7 +10,12 @@ import pytest
 
 from integrations.models import Integration, SyncSession
 from tests.factories import MembershipFactory, TenantFactory, UserFactory
-from tests.integrations.conftest import error_catalog, make_integration, simulator_settings, sync  # noqa: F401
+from tests.integrations.conftest import (  # noqa: F401
+    error_catalog,
+    make_integration,
+    simulator_settings,
+    sync,
+)
 from tests.plugins.smtp import smtp_server  # noqa: F401
 
 _tenants = itertools.count(1)

@@ -1,8 +1,8 @@
 """The alert email's HTML rendered in Chromium; a screenshot is kept in test-artifacts/."""
 
 import os
-from contextlib import contextmanager
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest

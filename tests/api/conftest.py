@@ -10,7 +10,12 @@ import pytest
 from django.test import Client
 
 from integrations import services
-from tests.integrations.conftest import error_catalog, make_integration, simulator_settings, sync  # noqa: F401
+from tests.integrations.conftest import (  # noqa: F401
+    error_catalog,
+    make_integration,
+    simulator_settings,
+    sync,
+)
 from tests.portal.conftest import integration_in, log_in, member, two_tenants  # noqa: F401
 
 

@@ -22,7 +22,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from integrations.models import Integration, SyncSession
-from integrations.api import document
+from portal.api import document
 from tests.factories import SyncSessionFactory, TenantFactory
 
 S = Integration.Status

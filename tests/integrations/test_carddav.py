@@ -24,8 +24,8 @@ from integrations.onboarding import create_integration
 from integrations.sync.finishing import SessionLog
 from issues.models import SyncIssue
 from tests.factories import TenantFactory
-from tests.plugins.raw_http import serve_raw
 from tests.plugins.radicale import RadicaleProcess, make_vcard, radicale_server  # noqa: F401
+from tests.plugins.raw_http import serve_raw
 from tests.plugins.simulator import SimulatorProcess
 
 S = Integration.Status

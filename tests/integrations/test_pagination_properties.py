@@ -32,8 +32,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
-from integrations import pagination, selectors, services, views
+from integrations import pagination, selectors, services
 from issues.models import ErrorCode, Severity, SyncIssue
+from portal import views
 from tests.factories import IntegrationFactory, MembershipFactory, TenantFactory, UserFactory
 
 BASE = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)

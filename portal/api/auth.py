@@ -6,8 +6,8 @@ from django.utils import timezone
 from ninja.security import HttpBearer
 
 from integrations import services
-from integrations.api.errors import ApiError, rate_limited
 from integrations.models import ApiKey
+from portal.api.errors import ApiError, rate_limited
 from syncconsole import limits
 
 # At most one write per key a minute: reads stay reads.

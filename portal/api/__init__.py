@@ -12,6 +12,6 @@ generated from the operations and their schemas.
   errors.py   ApiError and the one exception handler
 """
 
-from integrations.api.views import api, document
+from portal.api.views import api, document
 
 __all__ = ["api", "document"]

@@ -22,10 +22,10 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from integrations import pagination, selectors
-from integrations.api.errors import ApiError
 from integrations.models import Integration as IntegrationModel
 from integrations.models import SyncSession
 from issues.models import ErrorCode, Severity, SyncIssue
+from portal.api.errors import ApiError
 
 MAX_LIMIT = 200
 

@@ -25,9 +25,9 @@ from integrations.connectors.base import get_connector_class
 from integrations.mapping import save_mapping
 from integrations.models import AccountMapping, ApiKey, Membership, SyncedRecord, SyncSession
 from integrations.sync.starting import SyncRefused, start_sync
-from integrations.views_reauth import credentials_form
 from issues import services as issue_services
 from issues.models import ErrorCode, Severity, SupportRequest, SyncIssue
+from portal.views_reauth import credentials_form
 from syncconsole import limits, outbound
 
 ISSUES_PER_PAGE = 25

@@ -3,8 +3,8 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from integrations import views
-from integrations.api import api
+from portal import views
+from portal.api import api
 
 portal_patterns = [
     path(

@@ -8,8 +8,10 @@ from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI, Query, Status
 
 from integrations import pagination, selectors
-from integrations.api.auth import ApiKeyAuth
-from integrations.api.errors import (
+from integrations.models import SyncSession
+from integrations.sync.starting import AlreadySyncing, SyncRefused, start_sync
+from portal.api.auth import ApiKeyAuth
+from portal.api.errors import (
     HANDLED,
     ApiError,
     JsonObjectParser,
@@ -18,7 +20,7 @@ from integrations.api.errors import (
     not_found_path,
     rate_limited,
 )
-from integrations.api.schemas import (
+from portal.api.schemas import (
     Error,
     Integration,
     IntegrationList,
@@ -30,8 +32,6 @@ from integrations.api.schemas import (
     SyncStarted,
     TenantIntegration,
 )
-from integrations.models import SyncSession
-from integrations.sync.starting import AlreadySyncing, SyncRefused, start_sync
 from syncconsole import limits
 
 
