@@ -1,6 +1,6 @@
 """django-q2 entry points: load by id, call a service, nothing else."""
 
-from integrations import services
+from integrations import idle, services
 from integrations.sync import reaper, runner, scheduler
 
 
@@ -22,4 +22,4 @@ def purge_deleted_integrations():
 
 
 def deactivate_idle_development_integrations():
-    return len(services.deactivate_idle_development())
+    return len(idle.deactivate_idle_development())

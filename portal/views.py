@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from integrations import pagination, reauth, selectors, services
 from integrations import status as machine
 from integrations.admin.panels import history_svg
+from integrations.api_keys import create_api_key, revoke_api_key
 from integrations.connectors.base import get_connector_class
 from integrations.mapping import save_mapping
 from integrations.models import AccountMapping, ApiKey, Membership, SyncedRecord, SyncSession
@@ -356,13 +357,13 @@ def api_keys(request):
             if not (key_id.isascii() and key_id.isdigit() and len(key_id) <= 18):
                 raise Http404("No such key.")
             key = get_object_or_404(ApiKey, pk=int(key_id), tenant=request.tenant)
-            if services.revoke_api_key(key, actor=request.user):
+            if revoke_api_key(key, actor=request.user):
                 messages.success(request, f"Key {key} revoked.")
             else:
                 messages.error(request, f"Key {key} was already revoked.")
             return redirect("portal:api_keys")
         if form.is_valid():
-            _, new_key = services.create_api_key(request.tenant, form.cleaned_data["name"], created_by=request.user)
+            _, new_key = create_api_key(request.tenant, form.cleaned_data["name"], created_by=request.user)
             form = ApiKeyForm()
         else:
             status = 400

@@ -17,7 +17,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from integrations import reauth, services
+from integrations import api_keys, reauth
 from integrations.models import Integration, Membership
 from issues.models import SupportRequest
 from tests.factories import (
@@ -99,7 +99,7 @@ def test_the_admin_login_is_locked_too(settings):
 
 def test_a_hundred_bad_api_keys_from_one_address_end_in_429(settings):
     tenant = TenantFactory()
-    _, good_key = services.create_api_key(tenant, "monitoring")
+    _, good_key = api_keys.create_api_key(tenant, "monitoring")
     client = Client()
     statuses = [
         client.get("/api/v1/integrations/", HTTP_AUTHORIZATION=f"Bearer sck_wrong{n}", REMOTE_ADDR="203.0.113.9").status_code
@@ -118,7 +118,7 @@ def test_a_hundred_bad_api_keys_from_one_address_end_in_429(settings):
 
 def test_api_reads_write_last_used_at_most_once_a_minute(django_assert_num_queries):
     tenant = TenantFactory()
-    key, raw = services.create_api_key(tenant, "monitoring")
+    key, raw = api_keys.create_api_key(tenant, "monitoring")
     client = Client()
     client.get("/api/v1/integrations/", HTTP_AUTHORIZATION=f"Bearer {raw}")
     key.refresh_from_db()
@@ -136,7 +136,7 @@ def test_api_reads_write_last_used_at_most_once_a_minute(django_assert_num_queri
 def test_a_deeply_nested_json_body_is_a_clear_400():
     tenant = TenantFactory()
     integration = IntegrationFactory(tenant=tenant, status=Integration.Status.ACTIVE)
-    _, raw = services.create_api_key(tenant, "ci")
+    _, raw = api_keys.create_api_key(tenant, "ci")
     response = Client().post(
         f"/api/v1/integrations/{integration.pk}/sync",
         data="[" * 100_000,
@@ -153,7 +153,7 @@ def test_sync_triggers_per_integration_are_limited(settings, error_catalog):
     integration = IntegrationFactory(
         tenant=tenant, status=Integration.Status.ACTIVE, first_sync_finished_at=timezone.now()
     )
-    _, raw = services.create_api_key(tenant, "ci")
+    _, raw = api_keys.create_api_key(tenant, "ci")
     client = Client()
     url = f"/api/v1/integrations/{integration.pk}/sync"
     codes = [

@@ -1,6 +1,5 @@
 """Settings come from the environment; production refuses to start without what it needs."""
 
-import json
 import os
 import shutil
 import subprocess

@@ -7,8 +7,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from integrations.models import Integration, SyncSession
-from syncconsole.admin_tools import CappedCountPaginator, ReadOnlyAdmin  # noqa: F401 (used by this app's admins)
 from integrations.statuses import DECLARATIONS
+from syncconsole.admin_tools import (  # noqa: F401 (used by this app's admins)
+    CappedCountPaginator,
+    ReadOnlyAdmin,
+)
 
 SESSION_COLOURS = {
     SyncSession.State.SUCCEEDED: "#15803d",

@@ -8,11 +8,11 @@ finishing anything. What earlier pages wrote stays.
 """
 
 import logging
-from dataclasses import dataclass
 import os
 import socket
 import time
 import traceback
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings

@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.utils import timezone
 from ninja.security import HttpBearer
 
-from integrations import services
+from integrations import api_keys
 from integrations.models import ApiKey
 from portal.api.errors import ApiError, rate_limited
 from syncconsole import limits
@@ -42,7 +42,7 @@ class ApiKeyAuth(HttpBearer):
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at >= LAST_USED_EVERY:
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-            services.record_api_request(key.tenant, now)
+            api_keys.record_api_request(key.tenant, now)
         request.tenant = key.tenant
         return key
 

@@ -13,7 +13,6 @@ from io import StringIO
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.utils import timezone
 
 from alerts import delivery
 from alerts.models import Alert

@@ -9,7 +9,7 @@ are shared.
 import pytest
 from django.test import Client
 
-from integrations import services
+from integrations import api_keys
 from tests.integrations.conftest import (  # noqa: F401
     error_catalog,
     make_integration,
@@ -24,7 +24,7 @@ def api_key(db):
     """A new key of the tenant: (ApiKey, raw key)."""
 
     def make(tenant, name="monitoring"):
-        return services.create_api_key(tenant, name)
+        return api_keys.create_api_key(tenant, name)
 
     return make
 

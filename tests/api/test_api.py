@@ -16,7 +16,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from integrations import pagination, services
+from integrations import api_keys, idle, pagination, services
 from integrations import status as machine
 from integrations.models import ApiKey, Integration, IntegrationEvent, Membership, SyncSession, Tenant
 from issues.models import ErrorCode
@@ -91,7 +91,7 @@ def test_authentication_errors_are_401_json(acme, api_key, integration_in, endpo
     integration = integration_in(acme, name="Acme billing")
     _, valid = api_key(acme)
     revoked, revoked_raw = api_key(acme, "old")
-    services.revoke_api_key(revoked)
+    api_keys.revoke_api_key(revoked)
     before = snapshot(acme)
     extra = {} if header is None else {"HTTP_AUTHORIZATION": header.format(valid=valid, revoked=revoked_raw)}
     method, path = endpoints(integration)[endpoint]
@@ -625,7 +625,7 @@ def test_idle_development_tenants_are_switched_off_and_the_next_request_switches
     now = timezone.now()
     untouched = snapshot(prod, recent)
 
-    switched_off = services.deactivate_idle_development(now)
+    switched_off = idle.deactivate_idle_development(now)
 
     assert sorted(switched_off) == sorted([integrations["dev billing"].pk, integrations["dev contacts"].pk])
     for name in ("dev billing", "dev contacts"):
@@ -651,7 +651,7 @@ def test_idle_development_tenants_are_switched_off_and_the_next_request_switches
     assert "/portal/" in notice.body
 
     # Running the schedule again changes nothing and sends nothing.
-    assert services.deactivate_idle_development(now + timedelta(hours=1)) == []
+    assert idle.deactivate_idle_development(now + timedelta(hours=1)) == []
     assert len(mail.outbox) == 1
 
     # The next API request switches them on again, and answers with the new state.
@@ -678,7 +678,7 @@ def test_idle_development_tenants_are_switched_off_and_the_next_request_switches
 def test_an_integration_a_tenant_admin_reactivated_is_not_switched_off_again_the_next_day(tenants, log_in):
     _, _, _, integrations = tenants
     now = timezone.now()
-    services.deactivate_idle_development(now)
+    idle.deactivate_idle_development(now)
     billing = integrations["dev billing"]
     client = log_in(get_user_model().objects.get(username="dana"))
     client.post(reverse("portal:reactivate", args=[billing.pk]))
@@ -688,7 +688,7 @@ def test_an_integration_a_tenant_admin_reactivated_is_not_switched_off_again_the
 
     # The next daily runs, well within DEVELOPMENT_INACTIVE_AFTER of the reactivation.
     for days in (1, 2):
-        services.deactivate_idle_development(timezone.now() + timedelta(days=days))
+        idle.deactivate_idle_development(timezone.now() + timedelta(days=days))
         billing.refresh_from_db()
         assert billing.status == S.ACTIVE, (
             f"switched off again {days} day(s) after a tenant admin reactivated it"
@@ -704,14 +704,14 @@ def test_a_development_tenant_that_never_called_the_api_is_idle_from_its_creatio
     Tenant.objects.filter(pk=old.pk).update(created_at=now - timedelta(days=15))
     old_one = integration_in(old, name="Old billing")
     integration_in(new, name="New billing")
-    assert services.deactivate_idle_development(now) == [old_one.pk]
+    assert idle.deactivate_idle_development(now) == [old_one.pk]
     assert mail.outbox == []  # no alert address and no admin: nobody to tell
 
 
 @pytest.mark.django_db
 def test_a_tenant_admin_reactivates_in_the_portal_but_not_what_staff_switched_off(tenants, log_in):
     _, _, _, integrations = tenants
-    services.deactivate_idle_development(timezone.now())
+    idle.deactivate_idle_development(timezone.now())
     admin = get_user_model().objects.get(username="dana")
     client = log_in(admin)
     billing = integrations["dev billing"]

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from alerts import webhooks
 from audit.models import AuditRecord
-from integrations import reauth, services
+from integrations import api_keys, reauth
 from integrations.models import Integration, Membership
 from tests.factories import IntegrationFactory, MembershipFactory, TenantFactory, UserFactory
 
@@ -118,7 +118,7 @@ def test_a_staff_action_in_the_admin_is_recorded_for_the_tenant(error_catalog):
 
 
 def test_the_trail_is_read_only_in_the_admin(acme_admin):
-    services.create_api_key(acme_admin.membership.tenant, "monitoring")
+    api_keys.create_api_key(acme_admin.membership.tenant, "monitoring")
     record = AuditRecord.objects.get()
     staff = UserFactory(username="root", is_staff=True, is_superuser=True)
     client = Client()
@@ -134,8 +134,8 @@ def test_the_trail_is_read_only_in_the_admin(acme_admin):
 
 def test_the_activity_page_shows_a_tenant_admin_their_own_trail_only(acme_admin):
     tenant = acme_admin.membership.tenant
-    services.create_api_key(tenant, "acme monitoring")
-    services.create_api_key(TenantFactory(name="Globex"), "globex monitoring")
+    api_keys.create_api_key(tenant, "acme monitoring")
+    api_keys.create_api_key(TenantFactory(name="Globex"), "globex monitoring")
     staff = UserFactory(username="root", is_staff=True)
     from audit import services as audit
 

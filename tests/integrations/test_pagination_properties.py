@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
-from integrations import pagination, selectors, services
+from integrations import api_keys, pagination, selectors
 from issues.models import ErrorCode, Severity, SyncIssue
 from portal import views
 from tests.factories import IntegrationFactory, MembershipFactory, TenantFactory, UserFactory
@@ -144,7 +144,7 @@ class KeysetPaginationProperties(TestCase):
         cls.other = IntegrationFactory(tenant=cls.tenant)  # same tenant, same moments: must never show
         cls.user = UserFactory()
         MembershipFactory(user=cls.user, tenant=cls.tenant)
-        _, cls.api_key = services.create_api_key(cls.tenant, "pagination")
+        _, cls.api_key = api_keys.create_api_key(cls.tenant, "pagination")
 
     def make_issues(self, drawn, params):
         """Create the drawn issues; the ids the filter must return, newest first then highest id."""

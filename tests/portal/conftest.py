@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from alerts import webhooks as hooks
 from alerts.models import Alert, WebhookDelivery, WebhookEndpoint
-from integrations import services
+from integrations import api_keys
 from integrations import status as machine
 from integrations.models import (
     AccountMapping,
@@ -199,7 +199,7 @@ def _furnish(tenant, admin, integration_in, latency_ms):
     )
     issue = SyncIssueFactory(integration=integration, record=record, item_label=f"{tenant.name} item")
     setup = integration_in(tenant, S.SETUP, name=f"{tenant.name} mailbox")
-    key, _ = services.create_api_key(tenant, f"{tenant.name} monitoring")
+    key, _ = api_keys.create_api_key(tenant, f"{tenant.name} monitoring")
     webhook, _ = hooks.create_endpoint(tenant, f"https://hooks.{tenant.slug}.example/syncconsole")
     return SimpleNamespace(
         tenant=tenant,

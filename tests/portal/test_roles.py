@@ -13,7 +13,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from integrations import services
+from integrations import api_keys, services
 from integrations import status as machine
 from integrations.models import AccountMapping, ApiKey, Integration, IntegrationEvent, Membership, SyncSession
 from tests.factories import SyncSessionFactory, TenantFactory
@@ -42,7 +42,7 @@ def viewer_world(member, integration_in):
         for n in (1, 2)
     ]
     idle = integration_in(tenant, S.INACTIVE, name="Acme sandbox", deactivated_for_inactivity=True)
-    key, _ = services.create_api_key(tenant, "monitoring")
+    key, _ = api_keys.create_api_key(tenant, "monitoring")
     return SimpleNamespace(
         tenant=tenant,
         viewer=member(tenant, Membership.Role.VIEWER, username="victor"),
@@ -377,7 +377,7 @@ def test_a_tenant_admin_creates_and_revokes_api_keys(acme, log_in, integration_i
 @pytest.mark.django_db
 @pytest.mark.parametrize("key_id", ["", "abc", "-1", "1.0", "987654", "²", "99999999999999999999999"])
 def test_revoking_a_malformed_or_unknown_key_id_is_not_found(acme, log_in, key_id):
-    services.create_api_key(acme.tenant, "monitoring")
+    api_keys.create_api_key(acme.tenant, "monitoring")
     before = snapshot(acme.tenant)
     response = log_in(acme.admin).post(reverse("portal:api_keys"), {"revoke": key_id})
     assert response.status_code == 404
