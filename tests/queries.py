@@ -22,7 +22,7 @@ from django.utils import timezone
 from integrations.models import Integration, SyncSession
 from issues.models import SyncIssue
 
-S = Integration.Status
+Status = Integration.Status
 
 _LITERALS = re.compile(r"'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b")
 _IN_LISTS = re.compile(r" IN \((?:\?, )*\?\)")
@@ -73,19 +73,19 @@ def report(small, large):
 
 # The statuses a tenant's list shows, in turn, and the last session each one follows from.
 LISTED_STATUSES = (
-    S.ACTIVE,
-    S.WARNINGS,
-    S.FAILING,
-    S.AUTH_FAILING,
-    S.CREDENTIALS_INVALID,
-    S.QUALITY_ASSURANCE,
-    S.INACTIVE,
+    Status.ACTIVE,
+    Status.WARNINGS,
+    Status.FAILING,
+    Status.AUTH_FAILING,
+    Status.CREDENTIALS_INVALID,
+    Status.QUALITY_ASSURANCE,
+    Status.INACTIVE,
 )
 LAST_SESSION = {
-    S.WARNINGS: (SyncSession.State.WARNINGS, None),
-    S.FAILING: (SyncSession.State.FAILED, "VENDOR_UNAVAILABLE"),
-    S.AUTH_FAILING: (SyncSession.State.FAILED, "AUTH_EXPIRED"),
-    S.CREDENTIALS_INVALID: (SyncSession.State.FAILED, "AUTH_EXPIRED"),
+    Status.WARNINGS: (SyncSession.State.WARNINGS, None),
+    Status.FAILING: (SyncSession.State.FAILED, "VENDOR_UNAVAILABLE"),
+    Status.AUTH_FAILING: (SyncSession.State.FAILED, "AUTH_EXPIRED"),
+    Status.CREDENTIALS_INVALID: (SyncSession.State.FAILED, "AUTH_EXPIRED"),
 }
 
 
@@ -133,7 +133,7 @@ def add_integrations(make, tenant, count, name="Integration"):
                 items_total=1000,
             )
             for n, row in enumerate(rows)
-            if n % 3 == 0 and row.status != S.INACTIVE
+            if n % 3 == 0 and row.status != Status.INACTIVE
         ]
     )
     SyncIssue.objects.bulk_create(

@@ -25,7 +25,7 @@ from tests.factories import (
     UserFactory,
 )
 
-S = Integration.Status
+Status = Integration.Status
 Kind = IntegrationEvent.Kind
 live = pytest.mark.django_db(transaction=True)
 CHANGELIST = "/admin/integrations/integration/"
@@ -49,7 +49,7 @@ def active_integration(**fields):
     """An integration whose last sync succeeded, with consistent status facts."""
     now = timezone.now()
     values = {
-        "status": S.ACTIVE,
+        "status": Status.ACTIVE,
         "status_changed_at": now,
         "status_reason": "The last sync succeeded.",
         "first_sync_finished_at": now,
@@ -121,7 +121,7 @@ def test_sync_actions_start_a_session_against_the_simulator(
 ):
     integration = make_integration("healthy")
     first = sync(integration)
-    assert integration.status == S.ACTIVE
+    assert integration.status == Status.ACTIVE
     client = staff_client(users[role])
 
     page = client.get(action_url(integration, name))
@@ -135,7 +135,7 @@ def test_sync_actions_start_a_session_against_the_simulator(
     # The inline broker ran it inside the request.
     assert session.state == SyncSession.State.SUCCEEDED
     integration.refresh_from_db()
-    assert integration.status == S.ACTIVE
+    assert integration.status == Status.ACTIVE
     assert integration.last_session == session
     check_done(
         response,
@@ -249,7 +249,7 @@ def test_enter_quality_assurance(engineering_client, engineering_user):
     )
 
     integration.refresh_from_db()
-    assert integration.status == S.QUALITY_ASSURANCE
+    assert integration.status == Status.QUALITY_ASSURANCE
     assert integration.quality_assurance_since is not None
     assert integration.quality_assurance_owner == engineering_user
     assert integration.quality_assurance_reason == "Customer reports duplicated contacts"
@@ -263,11 +263,11 @@ def test_enter_quality_assurance(engineering_client, engineering_user):
         event_kind=Kind.QA_ENTERED,
         note="Customer reports duplicated contacts",
     )
-    assert (event.from_status, event.to_status) == (S.ACTIVE, S.QUALITY_ASSURANCE)
+    assert (event.from_status, event.to_status) == (Status.ACTIVE, Status.QUALITY_ASSURANCE)
     change = events(integration, Kind.STATUS_CHANGED)[-1]
     assert (change.from_status, change.to_status, change.actor) == (
-        S.ACTIVE,
-        S.QUALITY_ASSURANCE,
+        Status.ACTIVE,
+        Status.QUALITY_ASSURANCE,
         engineering_user,
     )
     page = response.content.decode()
@@ -284,7 +284,7 @@ def test_release_quality_assurance_queues_a_sync(engineering_client, engineering
     )
 
     integration.refresh_from_db()
-    assert integration.status == S.ACTIVE
+    assert integration.status == Status.ACTIVE
     assert integration.quality_assurance_since is None
     assert integration.quality_assurance_owner is None
     assert integration.quality_assurance_reason == ""
@@ -307,7 +307,7 @@ def test_pause_and_resume(engineering_client, engineering_user):
     response = post_action(engineering_client, integration, "pause", {"reason": "Vendor maintenance tonight"})
     integration.refresh_from_db()
     assert (integration.paused, integration.paused_reason) == (True, "Vendor maintenance tonight")
-    assert integration.status == S.ACTIVE
+    assert integration.status == Status.ACTIVE
     check_done(
         response,
         integration,
@@ -339,7 +339,7 @@ def test_pause_and_resume(engineering_client, engineering_user):
         (
             "deactivate",
             "reactivate",
-            S.INACTIVE,
+            Status.INACTIVE,
             "Deactivate",
             "Reactivate",
             Kind.DEACTIVATED,
@@ -350,7 +350,7 @@ def test_pause_and_resume(engineering_client, engineering_user):
         (
             "delete",
             "restore",
-            S.DELETED,
+            Status.DELETED,
             "Delete",
             "Restore",
             Kind.DELETED,
@@ -393,11 +393,11 @@ def test_switch_off_and_back_on(
         event_kind=off_kind,
         note="Customer cancelled",
     )
-    assert (event.from_status, event.to_status) == (S.ACTIVE, off_status)
+    assert (event.from_status, event.to_status) == (Status.ACTIVE, off_status)
 
     response = post_action(engineering_client, integration, on, {"reason": "Customer is back"})
     integration.refresh_from_db()
-    assert integration.status == S.ACTIVE
+    assert integration.status == Status.ACTIVE
     assert integration.deleted_at is None and integration.deactivated_at is None
     event = check_done(
         response,
@@ -408,12 +408,12 @@ def test_switch_off_and_back_on(
         event_kind=on_kind,
         note="Customer is back",
     )
-    assert (event.from_status, event.to_status) == (off_status, S.ACTIVE)
+    assert (event.from_status, event.to_status) == (off_status, Status.ACTIVE)
     # Nothing the integration owns was lost on the way.
     assert integration.issues.count() == 1
     assert [(e.from_status, e.to_status) for e in events(integration, Kind.STATUS_CHANGED)] == [
-        (S.ACTIVE, off_status),
-        (off_status, S.ACTIVE),
+        (Status.ACTIVE, off_status),
+        (off_status, Status.ACTIVE),
     ]
 
 
@@ -428,7 +428,7 @@ def test_revoke_credentials_wipes_them_and_refuses_syncs(engineering_client, eng
     )
 
     integration.refresh_from_db()
-    assert integration.status == S.CREDENTIALS_INVALID
+    assert integration.status == Status.CREDENTIALS_INVALID
     assert integration.credentials_ciphertext == ""
     assert integration.get_credentials() == {}
     assert integration.credentials_set_at is None and integration.credentials_expire_at is None
@@ -534,7 +534,7 @@ def inactive(integration):
 
 def mapping_incomplete(integration):
     Integration.objects.filter(pk=integration.pk).update(
-        status=S.SETUP,
+        status=Status.SETUP,
         mapping_complete=False,
         first_sync_finished_at=None,
         last_outcome="",
@@ -794,7 +794,7 @@ def test_bulk_delete_confirms_then_deletes(engineering_client, engineering_user)
 
     for integration in (a, b):
         integration.refresh_from_db()
-        assert integration.status == S.DELETED
+        assert integration.status == Status.DELETED
         event = events(integration, Kind.DELETED)[-1]
         assert (event.actor, event.note) == (engineering_user, "Tenant offboarded")
     assert snapshot(gone) == before[2]
@@ -815,7 +815,7 @@ def test_bulk_restore_restores_only_the_deleted(engineering_client, engineering_
     response = engineering_client.get(response["Location"])
 
     gone.refresh_from_db()
-    assert gone.status == S.ACTIVE
+    assert gone.status == Status.ACTIVE
     assert events(gone, Kind.RESTORED)[-1].note == "Deleted by mistake"
     assert snapshot(live_one) == before
     assert shown(response) == [
@@ -1072,7 +1072,7 @@ def test_buttons_that_ask_for_something_open_their_page(engineering_client):
 
 @pytest.mark.parametrize(
     "name, status",
-    [("delete", S.DELETED), ("deactivate", S.INACTIVE), ("revoke_credentials", S.CREDENTIALS_INVALID)],
+    [("delete", Status.DELETED), ("deactivate", Status.INACTIVE), ("revoke_credentials", Status.CREDENTIALS_INVALID)],
 )
 def test_a_sync_queued_before_the_action_does_not_run_after_it(
     engineering_client, make_integration, vendor_simulator, name, status
@@ -1110,7 +1110,7 @@ def test_release_says_when_no_sync_could_be_queued(engineering_client, engineeri
     response = post_action(engineering_client, integration, "release_qa", {"note": "checked"})
 
     integration.refresh_from_db()
-    assert integration.status == S.ACTIVE
+    assert integration.status == Status.ACTIVE
     assert list(SyncSession.objects.filter(integration=integration)) == [busy]
     [(level, text)] = shown(response)
     assert level == "success"
@@ -1127,7 +1127,7 @@ def test_a_superuser_may_do_everything(staff_client, superuser):
 
     assert {"sync_now", "send_reauth_link", "enter_qa", "pause", "delete", "revoke_credentials"} <= buttons
     integration.refresh_from_db()
-    assert integration.status == S.QUALITY_ASSURANCE
+    assert integration.status == Status.QUALITY_ASSURANCE
     assert events(integration, Kind.QA_ENTERED)[-1].actor == superuser
     assert ("success", "Moved to quality assurance.") in shown(response)
 

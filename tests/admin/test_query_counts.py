@@ -52,7 +52,7 @@ from integrations.models import (
 from issues.models import ErrorCode, SupportRequest, SyncIssue
 from tests.queries import grown, measure
 
-S = Integration.Status
+Status = Integration.Status
 State = SyncSession.State
 STATUSES = list(Integration.Status.values)
 _serial = itertools.count()
@@ -233,7 +233,7 @@ class Data:
                     kind=IntegrationEvent.Kind.ALERT_SENT
                     if i % 5 == 0
                     else IntegrationEvent.Kind.STATUS_CHANGED,
-                    from_status=S.ACTIVE,
+                    from_status=Status.ACTIVE,
                     to_status=row.status,
                     actor=member_of[row.tenant_id] if i % 2 else None,
                     session=session,

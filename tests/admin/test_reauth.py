@@ -20,7 +20,7 @@ from integrations.models import Integration, IntegrationEvent, ReauthLink, SyncS
 from integrations.services import perform_action
 from tests.factories import IntegrationFactory, MembershipFactory, UserFactory
 
-S = Integration.Status
+Status = Integration.Status
 Kind = IntegrationEvent.Kind
 live = pytest.mark.django_db(transaction=True)
 
@@ -66,7 +66,7 @@ def test_a_link_from_the_console_brings_an_auth_failing_integration_back(
     integration = make_integration("expired-token")
     failed = sync(integration)
     assert (failed.state, failed.error_code_id) == ("failed", "AUTH_EXPIRED")
-    assert integration.status == S.AUTH_FAILING
+    assert integration.status == Status.AUTH_FAILING
     old_ciphertext = integration.credentials_ciphertext
     member = MembershipFactory(
         tenant=integration.tenant,
@@ -123,7 +123,7 @@ def test_a_link_from_the_console_brings_an_auth_failing_integration_back(
     assert session.items_created == 120
 
     # Never succeeded before, and the first clean sync makes it active.
-    assert integration.status == S.ACTIVE
+    assert integration.status == Status.ACTIVE
     assert integration.auth_failing_since is None
     assert integration.consecutive_unsuccessful == 0
     assert integration.last_session == session
@@ -131,8 +131,8 @@ def test_a_link_from_the_console_brings_an_auth_failing_integration_back(
         "id"
     )
     assert [(e.from_status, e.to_status) for e in changes] == [
-        (S.SETUP, S.AUTH_FAILING),
-        (S.AUTH_FAILING, S.ACTIVE),
+        (Status.SETUP, Status.AUTH_FAILING),
+        (Status.AUTH_FAILING, Status.ACTIVE),
     ]
 
     timeline = kinds(integration)
@@ -193,7 +193,7 @@ def test_revoked_credentials_pause_syncs_until_a_link_brings_new_ones(
     )
     assert response.status_code == 302
     integration.refresh_from_db()
-    assert integration.status == S.CREDENTIALS_INVALID and not integration.has_credentials
+    assert integration.status == Status.CREDENTIALS_INVALID and not integration.has_credentials
     sessions = SyncSession.objects.filter(integration=integration).count()
 
     response = console.post(f"/admin/integrations/integration/{integration.pk}/action/sync_now/", follow=True)
@@ -207,7 +207,7 @@ def test_revoked_credentials_pause_syncs_until_a_link_brings_new_ones(
     integration.refresh_from_db()
     assert integration.get_credentials() == {"api_key": "new-key"}
     assert integration.credentials_revoked_at is None
-    assert integration.status == S.ACTIVE
+    assert integration.status == Status.ACTIVE
     last = SyncSession.objects.filter(integration=integration).order_by("-id").first()
     assert (last.trigger, last.state) == ("reauth", "succeeded")
 
@@ -220,7 +220,7 @@ def failing(db, error_catalog):
     """An integration whose auth is failing, with a link sent to the customer."""
     now = timezone.now()
     integration = IntegrationFactory(
-        status=S.AUTH_FAILING,
+        status=Status.AUTH_FAILING,
         first_sync_finished_at=now - timedelta(days=1),
         last_outcome=Integration.Outcome.AUTH_FAILED,
         last_outcome_at=now - timedelta(hours=2),
@@ -429,7 +429,7 @@ def test_the_console_shows_each_links_state(failing, support_client):
 def test_an_integration_whose_key_was_rotated_recovers_through_a_link(make_integration, sync):
     integration = make_integration("invalid-key")
     failed = sync(integration)
-    assert (failed.error_code_id, integration.status) == ("AUTH_INVALID", S.AUTH_FAILING)
+    assert (failed.error_code_id, integration.status) == ("AUTH_INVALID", Status.AUTH_FAILING)
     new = reauth.create_link(integration, recipient="it@customer.example", send=False)
 
     wrong = Client().post(reauth_url(new.token), {"api_key": "good-key"})
@@ -439,6 +439,6 @@ def test_an_integration_whose_key_was_rotated_recovers_through_a_link(make_integ
     assert done.status_code == 200
     integration.refresh_from_db()
     assert integration.get_credentials() == {"api_key": "new-key"}
-    assert integration.status == S.ACTIVE
+    assert integration.status == Status.ACTIVE
     session = integration.last_session
     assert (session.kind, session.trigger, session.state) == ("full", "reauth", "succeeded")

@@ -17,8 +17,8 @@ from integrations.admin import panels
 from integrations.models import AccountMapping, Integration, SyncSession, Tenant
 from tests.factories import IntegrationFactory, SyncSessionFactory
 
-S = Integration.Status
-O = Integration.Outcome
+Status = Integration.Status
+Outcome = Integration.Outcome
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
 
@@ -56,7 +56,7 @@ def lower(lines):
 
 
 def test_setup_with_unmapped_accounts():
-    integration = unsaved(S.SETUP, mapping_complete=False, first_sync_finished_at=None)
+    integration = unsaved(Status.SETUP, mapping_complete=False, first_sync_finished_at=None)
 
     rule, evidence, next_steps = why(integration, unmapped_accounts=2, total_accounts=3)
 
@@ -66,7 +66,7 @@ def test_setup_with_unmapped_accounts():
 
 
 def test_setup_waiting_for_the_first_sync():
-    integration = unsaved(S.SETUP, first_sync_finished_at=None)
+    integration = unsaved(Status.SETUP, first_sync_finished_at=None)
 
     rule, _, next_steps = why(integration)
 
@@ -77,8 +77,8 @@ def test_setup_waiting_for_the_first_sync():
 
 def test_active_counts_down_to_the_next_scheduled_sync():
     integration = unsaved(
-        S.ACTIVE,
-        last_outcome=O.SUCCEEDED,
+        Status.ACTIVE,
+        last_outcome=Outcome.SUCCEEDED,
         last_success_at=NOW - timedelta(minutes=46),
         next_sync_at=NOW + timedelta(minutes=14),
     )
@@ -90,14 +90,14 @@ def test_active_counts_down_to_the_next_scheduled_sync():
 
 
 def test_a_due_sync_says_so():
-    integration = unsaved(S.ACTIVE, last_outcome=O.SUCCEEDED, next_sync_at=NOW - timedelta(minutes=3))
+    integration = unsaved(Status.ACTIVE, last_outcome=Outcome.SUCCEEDED, next_sync_at=NOW - timedelta(minutes=3))
 
     assert why(integration)[2] == ["Next scheduled sync: due now."]
 
 
 def test_warnings():
     integration = unsaved(
-        S.WARNINGS, last_outcome=O.WARNINGS, next_sync_at=NOW + timedelta(hours=1, minutes=5)
+        Status.WARNINGS, last_outcome=Outcome.WARNINGS, next_sync_at=NOW + timedelta(hours=1, minutes=5)
     )
 
     rule, _, next_steps = why(integration)
@@ -111,8 +111,8 @@ def test_warnings():
 
 def test_failing_counts_down_to_the_repeated_failure_alert():
     integration = unsaved(
-        S.FAILING,
-        last_outcome=O.FAILED,
+        Status.FAILING,
+        last_outcome=Outcome.FAILED,
         last_error_code="VENDOR_UNAVAILABLE",
         consecutive_unsuccessful=7,
         unsuccessful_since=NOW - timedelta(hours=5),
@@ -140,8 +140,8 @@ def test_failing_counts_down_to_the_repeated_failure_alert():
 )
 def test_unknown_and_the_alert_threshold(streak, line):
     integration = unsaved(
-        S.UNKNOWN,
-        last_outcome=O.UNKNOWN,
+        Status.UNKNOWN,
+        last_outcome=Outcome.UNKNOWN,
         last_error_code="SYNC_LEASE_LOST",
         consecutive_unsuccessful=streak,
         unsuccessful_since=NOW - timedelta(hours=2),
@@ -156,15 +156,15 @@ def test_unknown_and_the_alert_threshold(streak, line):
 
 def test_the_alert_threshold_follows_the_setting(settings):
     settings.ALERT_AFTER_UNSUCCESSFUL = 4
-    integration = unsaved(S.FAILING, last_outcome=O.FAILED, consecutive_unsuccessful=1)
+    integration = unsaved(Status.FAILING, last_outcome=Outcome.FAILED, consecutive_unsuccessful=1)
 
     assert why(integration)[2][0] == "3 more unsuccessful syncs until the repeated-failure alert."
 
 
 def test_auth_failing_counts_down_to_credentials_invalid():
     integration = unsaved(
-        S.AUTH_FAILING,
-        last_outcome=O.AUTH_FAILED,
+        Status.AUTH_FAILING,
+        last_outcome=Outcome.AUTH_FAILED,
         last_outcome_at=NOW - timedelta(minutes=10),
         last_error_code="AUTH_EXPIRED",
         consecutive_unsuccessful=2,
@@ -186,7 +186,7 @@ def test_auth_failing_counts_down_to_credentials_invalid():
 
 def test_auth_failing_after_new_credentials_were_saved():
     integration = unsaved(
-        S.AUTH_FAILING, last_outcome=O.AUTH_FAILED, consecutive_unsuccessful=1, auth_failing_since=None
+        Status.AUTH_FAILING, last_outcome=Outcome.AUTH_FAILED, consecutive_unsuccessful=1, auth_failing_since=None
     )
 
     _, evidence, next_steps = why(integration)
@@ -197,8 +197,8 @@ def test_auth_failing_after_new_credentials_were_saved():
 
 def test_credentials_invalid_after_three_days_of_auth_failures():
     integration = unsaved(
-        S.CREDENTIALS_INVALID,
-        last_outcome=O.AUTH_FAILED,
+        Status.CREDENTIALS_INVALID,
+        last_outcome=Outcome.AUTH_FAILED,
         last_error_code="AUTH_INVALID",
         consecutive_unsuccessful=40,
         auth_failing_since=NOW - timedelta(days=3, hours=2),
@@ -212,7 +212,7 @@ def test_credentials_invalid_after_three_days_of_auth_failures():
 
 
 def test_credentials_invalid_after_staff_revoked_them():
-    integration = unsaved(S.CREDENTIALS_INVALID, credentials_revoked_at=NOW - timedelta(hours=1))
+    integration = unsaved(Status.CREDENTIALS_INVALID, credentials_revoked_at=NOW - timedelta(hours=1))
 
     rule, _, next_steps = why(integration)
 
@@ -223,7 +223,7 @@ def test_credentials_invalid_after_staff_revoked_them():
 def test_quality_assurance_names_owner_reason_and_due_date():
     owner = get_user_model()(username="erin")
     integration = unsaved(
-        S.QUALITY_ASSURANCE,
+        Status.QUALITY_ASSURANCE,
         quality_assurance_since=NOW - timedelta(days=2),
         quality_assurance_owner=owner,
         quality_assurance_reason="First sync created duplicates",
@@ -241,13 +241,13 @@ def test_quality_assurance_names_owner_reason_and_due_date():
 
 
 def test_quality_assurance_without_an_owner_yet():
-    integration = unsaved(S.QUALITY_ASSURANCE, quality_assurance_since=NOW - timedelta(hours=3))
+    integration = unsaved(Status.QUALITY_ASSURANCE, quality_assurance_since=NOW - timedelta(hours=3))
 
     assert "Since 3 hours ago; owner nobody yet." in why(integration)[1]
 
 
 def test_inactive():
-    integration = unsaved(S.INACTIVE, deactivated_at=NOW - timedelta(days=4))
+    integration = unsaved(Status.INACTIVE, deactivated_at=NOW - timedelta(days=4))
 
     rule, evidence, next_steps = why(integration)
 
@@ -257,7 +257,7 @@ def test_inactive():
 
 
 def test_deleted_counts_down_to_the_purge():
-    integration = unsaved(S.DELETED, deleted_at=NOW - timedelta(days=2))
+    integration = unsaved(Status.DELETED, deleted_at=NOW - timedelta(days=2))
 
     rule, evidence, next_steps = why(integration)
 
@@ -268,7 +268,7 @@ def test_deleted_counts_down_to_the_purge():
 
 def test_paused_shows_instead_of_the_next_sync():
     integration = unsaved(
-        S.ACTIVE, last_outcome=O.SUCCEEDED, paused=True, paused_reason="vendor maintenance", next_sync_at=NOW
+        Status.ACTIVE, last_outcome=Outcome.SUCCEEDED, paused=True, paused_reason="vendor maintenance", next_sync_at=NOW
     )
 
     _, evidence, next_steps = why(integration)
@@ -279,7 +279,7 @@ def test_paused_shows_instead_of_the_next_sync():
 
 @pytest.mark.django_db
 def test_the_evidence_names_the_sessions(error_catalog):
-    integration = IntegrationFactory(status=S.FAILING, last_outcome=O.FAILED, consecutive_unsuccessful=1)
+    integration = IntegrationFactory(status=Status.FAILING, last_outcome=Outcome.FAILED, consecutive_unsuccessful=1)
     last = SyncSessionFactory(
         integration=integration,
         state=SyncSession.State.FAILED,
@@ -328,8 +328,8 @@ def minutes_from_now(minutes, seconds=30):
 PAGE_CASES = {
     "auth_failing": (
         lambda: saved(
-            S.AUTH_FAILING,
-            last_outcome=O.AUTH_FAILED,
+            Status.AUTH_FAILING,
+            last_outcome=Outcome.AUTH_FAILED,
             last_outcome_at=timezone.now() - timedelta(minutes=5),
             consecutive_unsuccessful=3,
             auth_failing_since=timezone.now() - timedelta(hours=18, minutes=30),
@@ -343,8 +343,8 @@ PAGE_CASES = {
     ),
     "failing": (
         lambda: saved(
-            S.FAILING,
-            last_outcome=O.FAILED,
+            Status.FAILING,
+            last_outcome=Outcome.FAILED,
             consecutive_unsuccessful=7,
             unsuccessful_since=timezone.now() - timedelta(hours=6, minutes=10),
             next_sync_at=minutes_from_now(14),
@@ -356,16 +356,16 @@ PAGE_CASES = {
         ],
     ),
     "active": (
-        lambda: saved(S.ACTIVE, last_outcome=O.SUCCEEDED, next_sync_at=minutes_from_now(14)),
+        lambda: saved(Status.ACTIVE, last_outcome=Outcome.SUCCEEDED, next_sync_at=minutes_from_now(14)),
         ["The last sync succeeded cleanly.", "next scheduled sync in 14 minutes"],
     ),
     "deleted": (
-        lambda: saved(S.DELETED, deleted_at=timezone.now() - timedelta(days=2, seconds=30)),
+        lambda: saved(Status.DELETED, deleted_at=timezone.now() - timedelta(days=2, seconds=30)),
         ["Purged with its sessions, records and issues in 27 days 23 hours unless restored."],
     ),
     "quality_assurance": (
         lambda: saved(
-            S.QUALITY_ASSURANCE,
+            Status.QUALITY_ASSURANCE,
             quality_assurance_since=timezone.now() - timedelta(days=1, hours=2, seconds=30),
             quality_assurance_owner=get_user_model().objects.get(username="engineering"),
             quality_assurance_reason="Duplicates after the first sync",
@@ -377,20 +377,20 @@ PAGE_CASES = {
         ],
     ),
     "setup": (
-        lambda: saved(S.SETUP, mapping_complete=False, first_sync_finished_at=None),
+        lambda: saved(Status.SETUP, mapping_complete=False, first_sync_finished_at=None),
         [
             "Account mapping is incomplete: every sync is refused with MAPPING_INCOMPLETE.",
             "1 of 3 vendor account(s) are not mapped or ignored.",
         ],
     ),
     "inactive": (
-        lambda: saved(S.INACTIVE, deactivated_at=timezone.now() - timedelta(days=3, seconds=30)),
+        lambda: saved(Status.INACTIVE, deactivated_at=timezone.now() - timedelta(days=3, seconds=30)),
         ["Switched off; no syncs run.", "Deactivated 3 days ago."],
     ),
     "credentials_invalid": (
         lambda: saved(
-            S.CREDENTIALS_INVALID,
-            last_outcome=O.AUTH_FAILED,
+            Status.CREDENTIALS_INVALID,
+            last_outcome=Outcome.AUTH_FAILED,
             consecutive_unsuccessful=12,
             auth_failing_since=timezone.now() - timedelta(days=3, hours=4, seconds=30),
         ),
@@ -437,7 +437,7 @@ def run_checks(integration, *, sessions=(), failures=0, unmapped=0, total=2):
 
 
 def with_credentials(values, set_at):
-    integration = unsaved(S.ACTIVE)
+    integration = unsaved(Status.ACTIVE)
     integration.set_credentials(values, set_at=set_at)
     return integration
 
@@ -473,7 +473,7 @@ def test_credentials_age_against_the_token_lifetime(age, level, text):
 
 
 def test_no_credentials():
-    assert "No credentials are stored." in texts(run_checks(unsaved(S.CREDENTIALS_INVALID)), "bad")
+    assert "No credentials are stored." in texts(run_checks(unsaved(Status.CREDENTIALS_INVALID)), "bad")
 
 
 def test_shared_mailbox_credentials():
@@ -494,15 +494,15 @@ def test_shared_mailbox_credentials():
     ],
 )
 def test_mapping(unmapped, total, level, text):
-    assert text in texts(run_checks(unsaved(S.SETUP), unmapped=unmapped, total=total), level)
+    assert text in texts(run_checks(unsaved(Status.SETUP), unmapped=unmapped, total=total), level)
 
 
 def test_other_integrations_of_the_connector_failing():
     assert "2 other Vendor simulator integration(s) failed in the last hour: a vendor-side problem?" in texts(
-        run_checks(unsaved(S.FAILING), failures=2), "warn"
+        run_checks(unsaved(Status.FAILING), failures=2), "warn"
     )
     assert "No other Vendor simulator integration failed in the last hour." in texts(
-        run_checks(unsaved(S.FAILING), failures=0), "ok"
+        run_checks(unsaved(Status.FAILING), failures=0), "ok"
     )
 
 
@@ -518,7 +518,7 @@ def test_rate_limiting_and_time_queued():
         ),
     ]
 
-    found = run_checks(unsaved(S.ACTIVE), sessions=sessions)
+    found = run_checks(unsaved(Status.ACTIVE), sessions=sessions)
 
     assert "Rate limiting seen: 3 wait(s) in the last 2 sessions." in texts(found, "warn")
     assert "Longest time queued in recent sessions: 7 minutes." in texts(found, "warn")
@@ -550,8 +550,8 @@ def test_connector_failures_in_the_last_hour_count_other_integrations_only(error
 def test_the_page_shows_the_checks_and_never_the_credentials(support_client, error_catalog):
     now = timezone.now()
     integration = saved(
-        S.FAILING,
-        last_outcome=O.FAILED,
+        Status.FAILING,
+        last_outcome=Outcome.FAILED,
         consecutive_unsuccessful=1,
         credentials={"username": "admin@acme.example", "password": "s3cr3t-Pa55"},
     )
@@ -605,7 +605,7 @@ def test_the_page_shows_the_checks_and_never_the_credentials(support_client, err
 
 def test_the_alert_countdown_follows_the_tenants_own_threshold():
     """A tenant may be alerted sooner than ALERT_AFTER_UNSUCCESSFUL (alerts.rules uses Tenant.alert_threshold)."""
-    integration = unsaved(S.FAILING, last_outcome=O.FAILED, consecutive_unsuccessful=3)
+    integration = unsaved(Status.FAILING, last_outcome=Outcome.FAILED, consecutive_unsuccessful=3)
     integration.tenant.alert_after_unsuccessful = 5
 
     assert why(integration)[2][0] == "2 more unsuccessful syncs until the repeated-failure alert."

@@ -23,7 +23,7 @@ from issues.models import ErrorCode
 from tests.factories import SyncIssueFactory, SyncSessionFactory, TenantFactory
 from tests.portal.conftest import snapshot
 
-S = Integration.Status
+Status = Integration.Status
 live = pytest.mark.django_db(transaction=True)
 JSON = "application/json"
 
@@ -134,10 +134,10 @@ def test_list_and_detail_give_the_state(acme, api_client, integration_in):
     Integration.objects.filter(pk=billing.pk).update(last_session=last)
     for state in ("open", "open", "open", "resolved", "ignored"):
         SyncIssueFactory(integration=billing, state=state)
-    reviewed = integration_in(acme, S.QUALITY_ASSURANCE, name="Contacts")
-    integration_in(acme, S.CREDENTIALS_INVALID, name="Distributor")
-    integration_in(acme, S.SETUP, name="Mailbox")
-    inactive = integration_in(acme, S.INACTIVE, name="Sandbox")
+    reviewed = integration_in(acme, Status.QUALITY_ASSURANCE, name="Contacts")
+    integration_in(acme, Status.CREDENTIALS_INVALID, name="Distributor")
+    integration_in(acme, Status.SETUP, name="Mailbox")
+    inactive = integration_in(acme, Status.INACTIVE, name="Sandbox")
     deleted = integration_in(acme, name="Zombie")
     services.perform_action(deleted.pk, machine.Action.DELETE, note="Deleted by staff.")
     SyncSessionFactory(integration=reviewed, state="running", items_seen=5)
@@ -204,7 +204,7 @@ def test_list_and_detail_give_the_state(acme, api_client, integration_in):
 
 @pytest.fixture
 def issue_log(acme, integration_in):
-    integration = integration_in(acme, S.WARNINGS, name="Address book")
+    integration = integration_in(acme, Status.WARNINGS, name="Address book")
     now = timezone.now()
     codes = {c.code: c for c in ErrorCode.objects.all()}
     rows = []
@@ -404,10 +404,10 @@ def test_post_sync_while_one_runs_is_409_with_the_running_session(acme, api_clie
 @pytest.mark.parametrize(
     ("status", "code"),
     [
-        (S.INACTIVE, "inactive"),
-        (S.QUALITY_ASSURANCE, "quality_assurance"),
-        (S.SETUP, "mapping_incomplete"),
-        (S.CREDENTIALS_INVALID, "credentials_invalid"),
+        (Status.INACTIVE, "inactive"),
+        (Status.QUALITY_ASSURANCE, "quality_assurance"),
+        (Status.SETUP, "mapping_incomplete"),
+        (Status.CREDENTIALS_INVALID, "credentials_invalid"),
     ],
 )
 def test_post_sync_is_422_when_the_status_forbids_it(acme, api_client, integration_in, status, code):
@@ -563,7 +563,7 @@ def test_an_unknown_path_is_404_json(acme, api_client, integration_in, method, p
 
 @pytest.mark.django_db
 def test_every_authenticated_request_records_the_last_api_request(acme, api_client, integration_in):
-    integration = integration_in(acme, S.INACTIVE, name="Acme billing")
+    integration = integration_in(acme, Status.INACTIVE, name="Acme billing")
     api = api_client(acme)
     key = ApiKey.objects.get(tenant=acme)
     pk = integration.pk
@@ -606,7 +606,7 @@ def tenants(member, integration_in, staff_user):
     )
     integrations = {
         "dev billing": integration_in(dev, name="Dev billing"),
-        "dev contacts": integration_in(dev, S.WARNINGS, name="Dev contacts"),
+        "dev contacts": integration_in(dev, Status.WARNINGS, name="Dev contacts"),
         "dev legacy": integration_in(dev, name="Dev legacy"),
         "prod billing": integration_in(prod, name="Prod billing"),
         "recent billing": integration_in(recent, name="Recent billing"),
@@ -630,7 +630,7 @@ def test_idle_development_tenants_are_switched_off_and_the_next_request_switches
     assert sorted(switched_off) == sorted([integrations["dev billing"].pk, integrations["dev contacts"].pk])
     for name in ("dev billing", "dev contacts"):
         integration = Integration.objects.get(pk=integrations[name].pk)
-        assert (integration.status, integration.deactivated_for_inactivity) == (S.INACTIVE, True)
+        assert (integration.status, integration.deactivated_for_inactivity) == (Status.INACTIVE, True)
         assert integration.deactivated_at == now
         event = IntegrationEvent.objects.get(integration=integration, kind=IntegrationEvent.Kind.DEACTIVATED)
         assert event.actor is None
@@ -639,7 +639,7 @@ def test_idle_development_tenants_are_switched_off_and_the_next_request_switches
             == f"No API request for {settings.DEVELOPMENT_INACTIVE_AFTER.days} days (development tenant)."
         )
     legacy = Integration.objects.get(pk=integrations["dev legacy"].pk)
-    assert (legacy.status, legacy.deactivated_for_inactivity) == (S.INACTIVE, False)
+    assert (legacy.status, legacy.deactivated_for_inactivity) == (Status.INACTIVE, False)
     assert snapshot(prod, recent)["integrations"] == untouched["integrations"]
     assert snapshot(prod, recent)["events"] == untouched["events"]
 
@@ -669,7 +669,7 @@ def test_idle_development_tenants_are_switched_off_and_the_next_request_switches
             note="Reactivated by an API request.",
         ).exists()
     legacy.refresh_from_db()
-    assert legacy.status == S.INACTIVE
+    assert legacy.status == Status.INACTIVE
     dev.refresh_from_db()
     assert dev.last_api_request_at >= now
 
@@ -683,14 +683,14 @@ def test_an_integration_a_tenant_admin_reactivated_is_not_switched_off_again_the
     client = log_in(get_user_model().objects.get(username="dana"))
     client.post(reverse("portal:reactivate", args=[billing.pk]))
     billing.refresh_from_db()
-    assert billing.status == S.ACTIVE
+    assert billing.status == Status.ACTIVE
     mail.outbox.clear()
 
     # The next daily runs, well within DEVELOPMENT_INACTIVE_AFTER of the reactivation.
     for days in (1, 2):
         idle.deactivate_idle_development(timezone.now() + timedelta(days=days))
         billing.refresh_from_db()
-        assert billing.status == S.ACTIVE, (
+        assert billing.status == Status.ACTIVE, (
             f"switched off again {days} day(s) after a tenant admin reactivated it"
         )
     assert mail.outbox == []
@@ -718,13 +718,13 @@ def test_a_tenant_admin_reactivates_in_the_portal_but_not_what_staff_switched_of
     response = client.post(reverse("portal:reactivate", args=[billing.pk]), follow=True)
     assert "Reactivated." in [str(m) for m in response.context["messages"]]
     billing.refresh_from_db()
-    assert (billing.status, billing.deactivated_for_inactivity) == (S.ACTIVE, False)
+    assert (billing.status, billing.deactivated_for_inactivity) == (Status.ACTIVE, False)
     assert IntegrationEvent.objects.filter(
         integration=billing, kind=IntegrationEvent.Kind.REACTIVATED, actor=admin
     ).exists()
     # Only what was asked: the other idle integration stays off until it is asked for too.
     contacts = Integration.objects.get(pk=integrations["dev contacts"].pk)
-    assert contacts.status == S.INACTIVE
+    assert contacts.status == Status.INACTIVE
 
     legacy = integrations["dev legacy"]
     refused = client.post(reverse("portal:reactivate", args=[legacy.pk]), follow=True)
@@ -732,9 +732,9 @@ def test_a_tenant_admin_reactivates_in_the_portal_but_not_what_staff_switched_of
         str(m) for m in refused.context["messages"]
     ]
     legacy.refresh_from_db()
-    assert legacy.status == S.INACTIVE
+    assert legacy.status == Status.INACTIVE
 
     viewer = get_user_model().objects.get(username="vic")
     assert log_in(viewer).post(reverse("portal:reactivate", args=[contacts.pk])).status_code == 403
     contacts.refresh_from_db()
-    assert contacts.status == S.INACTIVE
+    assert contacts.status == Status.INACTIVE

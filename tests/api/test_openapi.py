@@ -25,7 +25,7 @@ from integrations.models import Integration, SyncSession
 from portal.api import document
 from tests.factories import SyncSessionFactory, TenantFactory
 
-S = Integration.Status
+Status = Integration.Status
 CHECKS = [not_a_server_error, response_schema_conformance]
 # Bounded and reproducible: 30 generated cases per operation and phase, derandomized,
 # and no example database written into the work tree.
@@ -71,8 +71,8 @@ def api_world(live_server, make_integration, sync, integration_in, api_key):
     sync(reviewed)  # real issues to page through; under review, it refuses customers' syncs
     busy = integration_in(acme, name="Acme busy")
     SyncSessionFactory(integration=busy, state=SyncSession.State.RUNNING, items_seen=50, items_total=500)
-    idle = integration_in(acme, S.INACTIVE, name="Acme idle")
-    setup = integration_in(acme, S.SETUP, name="Acme setup")
+    idle = integration_in(acme, Status.INACTIVE, name="Acme idle")
+    setup = integration_in(acme, Status.SETUP, name="Acme setup")
     foreign = integration_in(TenantFactory(name="Globex"), name="Globex billing")
     _, raw = api_key(acme)
     KNOWN_IDS[:] = [healthy.pk, reviewed.pk, busy.pk, idle.pk, setup.pk, foreign.pk]

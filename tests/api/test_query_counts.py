@@ -23,7 +23,7 @@ from issues.models import SyncIssue
 from tests.factories import SyncSessionFactory, TenantFactory
 from tests.queries import add_integrations, add_issues, measure, report
 
-S = Integration.Status
+Status = Integration.Status
 SMALL = {"integrations": 3, "issues": 10}
 LARGE = {"integrations": 30, "issues": 10_000}
 
@@ -47,7 +47,7 @@ def grow(make, integration, size):
 @pytest.mark.django_db
 def test_api_endpoints_cost_the_same_small_and_large(api_client, integration_in):
     tenant = TenantFactory(name="Acme")
-    integration = integration_in(tenant, S.WARNINGS, name="Acme address book")
+    integration = integration_in(tenant, Status.WARNINGS, name="Acme address book")
     api = api_client(tenant)
     pk = integration.pk
 

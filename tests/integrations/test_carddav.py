@@ -28,7 +28,7 @@ from tests.plugins.radicale import RadicaleProcess, make_vcard, radicale_server 
 from tests.plugins.raw_http import serve_raw
 from tests.plugins.simulator import SimulatorProcess
 
-S = Integration.Status
+Status = Integration.Status
 State = SyncSession.State
 Kind = SyncSession.Kind
 live_sync = pytest.mark.django_db(transaction=True)
@@ -136,7 +136,7 @@ def test_first_sync_opens_the_right_issues_and_marks_them_and_a_fix_resolves_and
     book.add("eve", given="Eve", family="Poe", emails=["eve@example.com"], categories=["friends"])
 
     integration = carddav_integration(book, mark_source_items=True)
-    assert integration.status == S.SETUP
+    assert integration.status == Status.SETUP
     mapping = integration.account_mappings.get()
     assert (mapping.vendor_account_id, mapping.vendor_account_name) == (book.path, "Customers")
     assert mapping.is_mapped
@@ -145,7 +145,7 @@ def test_first_sync_opens_the_right_issues_and_marks_them_and_a_fix_resolves_and
 
     assert session.state == State.WARNINGS
     assert (session.items_seen, session.items_created, session.items_warnings) == (5, 5, 3)
-    assert integration.status == S.QUALITY_ASSURANCE  # a first sync with item issues
+    assert integration.status == Status.QUALITY_ASSURANCE  # a first sync with item issues
     issues = open_issues(integration)
     assert set(issues) == {
         ("bob", "ITEM_MISSING_FIELD"),
@@ -325,7 +325,7 @@ def test_a_wrong_password_is_auth_invalid_and_auth_failing(new_book, carddav_int
     assert session.state == State.FAILED
     assert session.error_code_id == "AUTH_INVALID"
     assert "401" in session.error_message
-    assert integration.status == S.AUTH_FAILING
+    assert integration.status == Status.AUTH_FAILING
     assert not SyncedRecord.objects.filter(integration=integration).exists()
 
 
@@ -337,7 +337,7 @@ def test_another_users_address_book_is_auth_forbidden(new_book, carddav_integrat
     session = sync(integration)
 
     assert session.error_code_id == "AUTH_FORBIDDEN"
-    assert integration.status == S.AUTH_FAILING
+    assert integration.status == Status.AUTH_FAILING
 
 
 @live_sync
@@ -353,7 +353,7 @@ def test_a_deleted_address_book_is_a_bad_response_that_says_so(new_book, carddav
 
     assert session.error_code_id == "VENDOR_BAD_RESPONSE"
     assert f"The address book {book.path} does not exist" in session.error_message
-    assert integration.status == S.FAILING
+    assert integration.status == Status.FAILING
 
 
 @live_sync
@@ -397,7 +397,7 @@ def test_stopping_radicale_mid_run_is_vendor_unavailable_and_keeps_what_was_writ
         records = SyncedRecord.objects.filter(integration=integration)
         assert set(records.values_list("external_id", flat=True)) == {"c00", "c01", "c02", "c03", "c04"}
         assert set(open_issues(integration)) == {("c01", "ITEM_MISSING_FIELD")}
-        assert integration.status == S.QUALITY_ASSURANCE
+        assert integration.status == Status.QUALITY_ASSURANCE
         assert integration.sync_cursor == ""
 
         # Back up: the next sync reads the rest and finds the first five unchanged.
@@ -427,7 +427,7 @@ def test_a_server_that_does_not_answer_is_vendor_timeout(carddav_integration, sy
         session = sync(integration)
 
     assert session.error_code_id == "VENDOR_TIMEOUT"
-    assert integration.status == S.QUALITY_ASSURANCE
+    assert integration.status == Status.QUALITY_ASSURANCE
 
 
 @pytest.mark.parametrize(
@@ -494,7 +494,7 @@ def test_a_quick_sync_after_changing_3_of_2000_contacts_fetches_only_those_3(
     assert first.state == State.SUCCEEDED, first.error_message
     assert (first.items_seen, first.items_created) == (2000, 2000)
     assert first.pages == 10  # addressbook-multiget of 200 contacts each
-    assert integration.status == S.ACTIVE and integration.sync_cursor
+    assert integration.status == Status.ACTIVE and integration.sync_cursor
 
     changed = ["p0007", "p1000", "p1999"]
     for uid in changed:
@@ -601,7 +601,7 @@ def test_seed_demo_adds_a_carddav_integration_with_warnings_and_stays_idempotent
     statuses = set(Integration.objects.values_list("status", flat=True))
     assert statuses == set(Integration.Status.values)
     contacts = Integration.objects.get(name="Mailbox contacts", connector="carddav")
-    assert contacts.status == S.WARNINGS and contacts.tenant.slug == "acme"
+    assert contacts.status == Status.WARNINGS and contacts.tenant.slug == "acme"
     assert sorted(code for _, code in open_issues(contacts)) == [
         "ITEM_DUPLICATE",
         "ITEM_INVALID_VALUE",

@@ -23,7 +23,7 @@ from issues.models import ErrorCode, SyncIssue
 from tests.factories import IntegrationFactory, TenantFactory
 from tests.plugins.simulator import SimulatorProcess
 
-S = Integration.Status
+Status = Integration.Status
 State = SyncSession.State
 Trigger = SyncSession.Trigger
 live_sync = pytest.mark.django_db(transaction=True)
@@ -61,7 +61,7 @@ def session_issues(integration, **filters):
 @live_sync
 def test_clean_first_sync_makes_the_integration_active(make_integration, sync, scenario, extra, counters):
     integration = make_integration(scenario, **extra)
-    assert integration.status == S.SETUP
+    assert integration.status == Status.SETUP
 
     session = sync(integration)
 
@@ -76,14 +76,14 @@ def test_clean_first_sync_makes_the_integration_active(make_integration, sync, s
     assert {name: getattr(session, name) for name in counters} == counters
     assert SyncedRecord.objects.filter(integration=integration, deleted=False).count() == 120
 
-    assert integration.status == S.ACTIVE
+    assert integration.status == Status.ACTIVE
     assert integration.last_session_id == session.pk
     assert integration.last_success_at == session.finished_at
     assert integration.consecutive_unsuccessful == 0
     assert integration.first_sync_finished_at is not None
     assert integration.sync_cursor  # the vendor's server time, for the next quick sync
     assert integration.next_sync_at > session.finished_at
-    assert status_changes(integration) == [(S.SETUP, S.ACTIVE)]
+    assert status_changes(integration) == [(Status.SETUP, Status.ACTIVE)]
     assert not SyncIssue.objects.filter(integration=integration).exists()
 
 
@@ -97,7 +97,7 @@ def test_oauth_client_credentials_sync(make_integration, sync, vendor_simulator)
     assert session.items_created == 120
     # One token for the run, then the page.
     assert session.http_requests == 2
-    assert integration.status == S.ACTIVE
+    assert integration.status == Status.ACTIVE
     requests = vendor_simulator.stats(integration.settings["account"])["requests"]
     assert requests["token"] == 2  # discovery at creation, and the sync
 
@@ -108,19 +108,19 @@ def test_oauth_client_credentials_sync(make_integration, sync, vendor_simulator)
 @pytest.mark.parametrize(
     "scenario, extra, code, status, counters",
     [
-        ("expired-token", {}, "AUTH_EXPIRED", S.AUTH_FAILING, {"http_requests": 1, "retries": 0}),
+        ("expired-token", {}, "AUTH_EXPIRED", Status.AUTH_FAILING, {"http_requests": 1, "retries": 0}),
         (
             "expired-token",
             {"auth": "oauth2"},
             "AUTH_EXPIRED",
-            S.AUTH_FAILING,
+            Status.AUTH_FAILING,
             {"http_requests": 1, "retries": 0},
         ),
-        ("invalid-key", {}, "AUTH_INVALID", S.AUTH_FAILING, {"http_requests": 1, "retries": 0}),
-        ("forbidden", {}, "AUTH_FORBIDDEN", S.AUTH_FAILING, {"http_requests": 1, "retries": 0}),
+        ("invalid-key", {}, "AUTH_INVALID", Status.AUTH_FAILING, {"http_requests": 1, "retries": 0}),
+        ("forbidden", {}, "AUTH_FORBIDDEN", Status.AUTH_FAILING, {"http_requests": 1, "retries": 0}),
         # A first sync that fails for a non-auth reason goes to quality assurance.
-        ("slow", {}, "VENDOR_TIMEOUT", S.QUALITY_ASSURANCE, {"http_requests": 1, "retries": 0}),
-        ("outage", {}, "VENDOR_UNAVAILABLE", S.QUALITY_ASSURANCE, {"http_requests": 4, "retries": 3}),
+        ("slow", {}, "VENDOR_TIMEOUT", Status.QUALITY_ASSURANCE, {"http_requests": 1, "retries": 0}),
+        ("outage", {}, "VENDOR_UNAVAILABLE", Status.QUALITY_ASSURANCE, {"http_requests": 4, "retries": 3}),
     ],
 )
 @live_sync
@@ -141,9 +141,9 @@ def test_failed_first_sync(make_integration, sync, scenario, extra, code, status
     assert integration.last_error_code == code
     assert integration.consecutive_unsuccessful == 1
     assert integration.last_success_at is None
-    assert (integration.auth_failing_since is not None) == (status == S.AUTH_FAILING)
-    assert (integration.quality_assurance_since is not None) == (status == S.QUALITY_ASSURANCE)
-    assert status_changes(integration) == [(S.SETUP, status)]
+    assert (integration.auth_failing_since is not None) == (status == Status.AUTH_FAILING)
+    assert (integration.quality_assurance_since is not None) == (status == Status.QUALITY_ASSURANCE)
+    assert status_changes(integration) == [(Status.SETUP, status)]
 
     issue = session_issues(integration).get()
     assert issue.state == SyncIssue.State.OPEN
@@ -170,7 +170,7 @@ def test_malformed_page_fails_and_keeps_the_pages_before_it(make_integration, sy
     records = SyncedRecord.objects.filter(integration=integration)
     assert records.count() == 50
     assert set(records.values_list("external_id", flat=True)) == {f"item-{n:07d}" for n in range(1, 51)}
-    assert integration.status == S.QUALITY_ASSURANCE
+    assert integration.status == Status.QUALITY_ASSURANCE
     assert integration.sync_cursor == ""  # only a completed sync moves the cursor
     assert session_issues(integration, state="open").get().error_code_id == "VENDOR_BAD_RESPONSE"
 
@@ -183,14 +183,14 @@ def test_failing_streak_then_recovery(make_integration, sync, vendor_simulator):
     integration = make_integration("healthy")
     account = integration.settings["account"]
     first = sync(integration)
-    assert integration.status == S.ACTIVE
+    assert integration.status == Status.ACTIVE
 
     vendor_simulator.control(account, fail=True)
     failed = [sync(integration, kind=SyncSession.Kind.QUICK) for _ in range(2)]
 
     assert [s.state for s in failed] == [State.FAILED, State.FAILED]
     assert [s.error_code_id for s in failed] == ["VENDOR_UNAVAILABLE"] * 2
-    assert integration.status == S.FAILING
+    assert integration.status == Status.FAILING
     assert integration.consecutive_unsuccessful == 2
     assert integration.unsuccessful_since == failed[0].finished_at
     assert integration.last_success_at == first.finished_at
@@ -209,14 +209,14 @@ def test_failing_streak_then_recovery(make_integration, sync, vendor_simulator):
 
     assert recovered.state == State.SUCCEEDED
     assert recovered.items_unchanged == 120
-    assert integration.status == S.ACTIVE
+    assert integration.status == Status.ACTIVE
     assert integration.consecutive_unsuccessful == 0
     assert integration.unsuccessful_since is None
     assert integration.last_error_code == ""
     issue.refresh_from_db()
     assert issue.state == SyncIssue.State.RESOLVED
     assert issue.resolved_at == recovered.finished_at
-    assert status_changes(integration) == [(S.SETUP, S.ACTIVE), (S.ACTIVE, S.FAILING), (S.FAILING, S.ACTIVE)]
+    assert status_changes(integration) == [(Status.SETUP, Status.ACTIVE), (Status.ACTIVE, Status.FAILING), (Status.FAILING, Status.ACTIVE)]
     events = IntegrationEvent.objects.filter(
         integration=integration, kind=IntegrationEvent.Kind.STATUS_CHANGED
     )
@@ -234,11 +234,11 @@ def test_rotated_key_fails_on_auth_until_new_credentials(make_integration, sync,
 
     assert session.state == State.FAILED
     assert session.error_code_id == "AUTH_INVALID"
-    assert integration.status == S.AUTH_FAILING
+    assert integration.status == Status.AUTH_FAILING
     assert integration.auth_failing_since == session.finished_at
     assert integration.consecutive_unsuccessful == 1
     assert session_issues(integration, state="open").get().error_code_id == "AUTH_INVALID"
-    assert status_changes(integration)[-1] == (S.ACTIVE, S.AUTH_FAILING)
+    assert status_changes(integration)[-1] == (Status.ACTIVE, Status.AUTH_FAILING)
 
     # The customer re-authenticates with the new key.
     integration.set_credentials({"api_key": "rotated-key"}, set_at=session.finished_at + timedelta(seconds=1))
@@ -248,13 +248,13 @@ def test_rotated_key_fails_on_auth_until_new_credentials(make_integration, sync,
     reauth = sync(integration, trigger=Trigger.REAUTH)
 
     assert reauth.state == State.SUCCEEDED
-    assert integration.status == S.ACTIVE
+    assert integration.status == Status.ACTIVE
     assert integration.auth_failing_since is None
     assert not session_issues(integration, state="open").exists()
     assert status_changes(integration) == [
-        (S.SETUP, S.ACTIVE),
-        (S.ACTIVE, S.AUTH_FAILING),
-        (S.AUTH_FAILING, S.ACTIVE),
+        (Status.SETUP, Status.ACTIVE),
+        (Status.ACTIVE, Status.AUTH_FAILING),
+        (Status.AUTH_FAILING, Status.ACTIVE),
     ]
     assert IntegrationEvent.objects.filter(
         integration=integration, kind=IntegrationEvent.Kind.CREDENTIALS_UPDATED
@@ -265,7 +265,7 @@ def test_rotated_key_fails_on_auth_until_new_credentials(make_integration, sync,
 def test_auth_failing_for_three_days_makes_credentials_invalid(make_integration, sync, settings):
     integration = make_integration("expired-token")
     first = sync(integration)
-    assert integration.status == S.AUTH_FAILING
+    assert integration.status == Status.AUTH_FAILING
     # Pretend the first failure was longer ago than the threshold.
     since = first.finished_at - settings.CREDENTIALS_INVALID_AFTER
     Integration.objects.filter(pk=integration.pk).update(auth_failing_since=since)
@@ -274,10 +274,10 @@ def test_auth_failing_for_three_days_makes_credentials_invalid(make_integration,
     again = sync(integration, kind=SyncSession.Kind.QUICK, trigger=Trigger.SCHEDULE)
 
     assert again.error_code_id == "AUTH_EXPIRED"
-    assert integration.status == S.CREDENTIALS_INVALID
+    assert integration.status == Status.CREDENTIALS_INVALID
     assert integration.auth_failing_since == since
     assert integration.consecutive_unsuccessful == 2
-    assert status_changes(integration)[-1] == (S.AUTH_FAILING, S.CREDENTIALS_INVALID)
+    assert status_changes(integration)[-1] == (Status.AUTH_FAILING, Status.CREDENTIALS_INVALID)
     assert session_issues(integration, state="open").get().occurrences == 2
     with pytest.raises(SyncRefused) as refused:
         start_sync(integration, trigger=Trigger.CUSTOMER)
@@ -294,7 +294,7 @@ def test_a_session_past_its_time_limit_ends_unknown(make_integration, sync, sett
     assert session.state == State.UNKNOWN
     assert session.error_code_id == "SYNC_TIMEOUT"
     assert session.items_seen == 0
-    assert integration.status == S.UNKNOWN
+    assert integration.status == Status.UNKNOWN
     assert session_issues(integration, state="open").get().error_code_id == "SYNC_TIMEOUT"
 
 
@@ -333,15 +333,15 @@ def test_access_token_that_expires_mid_run_is_fetched_again(error_catalog):
 @pytest.mark.parametrize(
     "attrs, trigger, code",
     [
-        ({"status": S.DELETED}, Trigger.STAFF, "DELETED"),
-        ({"status": S.INACTIVE}, Trigger.STAFF, "INACTIVE"),
-        ({"status": S.SETUP, "mapping_complete": False}, Trigger.STAFF, "MAPPING_INCOMPLETE"),
-        ({"status": S.CREDENTIALS_INVALID}, Trigger.CUSTOMER, "CREDENTIALS_INVALID"),
-        ({"status": S.CREDENTIALS_INVALID}, Trigger.STAFF, "CREDENTIALS_INVALID"),
-        ({"status": S.QUALITY_ASSURANCE}, Trigger.CUSTOMER, "QUALITY_ASSURANCE"),
-        ({"status": S.QUALITY_ASSURANCE}, Trigger.API, "QUALITY_ASSURANCE"),
-        ({"status": S.QUALITY_ASSURANCE}, Trigger.SCHEDULE, "QUALITY_ASSURANCE"),
-        ({"status": S.ACTIVE, "paused": True}, Trigger.CUSTOMER, "PAUSED"),
+        ({"status": Status.DELETED}, Trigger.STAFF, "DELETED"),
+        ({"status": Status.INACTIVE}, Trigger.STAFF, "INACTIVE"),
+        ({"status": Status.SETUP, "mapping_complete": False}, Trigger.STAFF, "MAPPING_INCOMPLETE"),
+        ({"status": Status.CREDENTIALS_INVALID}, Trigger.CUSTOMER, "CREDENTIALS_INVALID"),
+        ({"status": Status.CREDENTIALS_INVALID}, Trigger.STAFF, "CREDENTIALS_INVALID"),
+        ({"status": Status.QUALITY_ASSURANCE}, Trigger.CUSTOMER, "QUALITY_ASSURANCE"),
+        ({"status": Status.QUALITY_ASSURANCE}, Trigger.API, "QUALITY_ASSURANCE"),
+        ({"status": Status.QUALITY_ASSURANCE}, Trigger.SCHEDULE, "QUALITY_ASSURANCE"),
+        ({"status": Status.ACTIVE, "paused": True}, Trigger.CUSTOMER, "PAUSED"),
     ],
 )
 def test_start_sync_refuses_what_cannot_run(attrs, trigger, code):
@@ -360,11 +360,11 @@ def test_start_sync_refuses_what_cannot_run(attrs, trigger, code):
 @pytest.mark.parametrize(
     "attrs, trigger",
     [
-        ({"status": S.QUALITY_ASSURANCE}, Trigger.STAFF),
-        ({"status": S.QUALITY_ASSURANCE}, Trigger.RETRY),
-        ({"status": S.CREDENTIALS_INVALID}, Trigger.REAUTH),
-        ({"status": S.ACTIVE, "paused": True}, Trigger.STAFF),
-        ({"status": S.SETUP}, Trigger.CUSTOMER),  # mapping complete, first sync not finished
+        ({"status": Status.QUALITY_ASSURANCE}, Trigger.STAFF),
+        ({"status": Status.QUALITY_ASSURANCE}, Trigger.RETRY),
+        ({"status": Status.CREDENTIALS_INVALID}, Trigger.REAUTH),
+        ({"status": Status.ACTIVE, "paused": True}, Trigger.STAFF),
+        ({"status": Status.SETUP}, Trigger.CUSTOMER),  # mapping complete, first sync not finished
     ],
 )
 def test_start_sync_queues_what_may_run(attrs, trigger):
@@ -380,7 +380,7 @@ def test_start_sync_queues_what_may_run(attrs, trigger):
 @pytest.mark.django_db
 def test_refusals_of_integrations_set_up_for_real(make_integration):
     manual = make_integration("healthy", manual_mapping=True)
-    assert (manual.status, manual.mapping_complete) == (S.SETUP, False)
+    assert (manual.status, manual.mapping_complete) == (Status.SETUP, False)
     assert manual.account_mappings.count() == 2  # discovered, waiting for a person
     deleted = make_integration("healthy")
     perform_action(deleted.pk, machine.Action.DELETE)
@@ -395,7 +395,7 @@ def test_refusals_of_integrations_set_up_for_real(make_integration):
 
 @pytest.mark.django_db
 def test_second_start_while_one_is_open_names_the_open_session():
-    integration = IntegrationFactory(status=S.ACTIVE)
+    integration = IntegrationFactory(status=Status.ACTIVE)
     # In a test that is not transactional the commit never comes: the session stays queued.
     first = start_sync(integration, trigger=Trigger.CUSTOMER)
 
@@ -432,7 +432,7 @@ def test_a_persons_sync_is_queued_after_commit_on_the_urgent_cluster(
     monkeypatch.setattr(
         starting, "async_task", lambda *args, **options: queued.append((args, options)) or "t-1"
     )
-    integration = IntegrationFactory(status=S.ACTIVE)
+    integration = IntegrationFactory(status=Status.ACTIVE)
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         session = start_sync(integration, trigger=trigger)
@@ -448,7 +448,7 @@ def test_a_persons_sync_is_queued_after_commit_on_the_urgent_cluster(
 
 @pytest.mark.django_db
 def test_the_database_holds_one_open_session_per_integration():
-    integration = IntegrationFactory(status=S.ACTIVE)
+    integration = IntegrationFactory(status=Status.ACTIVE)
     SyncSession.objects.create(integration=integration, queued_at=timezone.now())
 
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -487,7 +487,7 @@ def test_add_integration_prints_the_id_and_runs_the_first_sync(simulator_setting
     session = integration.sessions.get()
     assert session.kind == SyncSession.Kind.FULL
     assert (session.state, session.items_created) == (State.SUCCEEDED, 120)
-    assert integration.status == S.ACTIVE
+    assert integration.status == Status.ACTIVE
 
 
 @pytest.mark.django_db
@@ -547,7 +547,7 @@ def test_sync_command_inline_exits_2_when_the_sync_fails(make_integration):
 
 @pytest.mark.django_db
 def test_sync_command_exits_3_when_refused_and_fails_on_unknown_ids():
-    deleted = IntegrationFactory(status=S.DELETED)
+    deleted = IntegrationFactory(status=Status.DELETED)
     err = StringIO()
 
     with pytest.raises(SystemExit) as exited:

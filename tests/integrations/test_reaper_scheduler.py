@@ -18,14 +18,14 @@ from integrations.sync.starting import start_sync
 from issues.models import SyncIssue
 from tests.factories import IntegrationFactory, SyncSessionFactory, TenantFactory
 
-S = Integration.Status
+Status = Integration.Status
 State = SyncSession.State
 
 
 def active_integration(**kwargs):
     earlier = timezone.now() - timedelta(days=1)
     return IntegrationFactory(
-        status=S.ACTIVE,
+        status=Status.ACTIVE,
         first_sync_finished_at=earlier,
         last_outcome=Integration.Outcome.SUCCEEDED,
         last_outcome_at=earlier,
@@ -69,20 +69,20 @@ def test_running_session_whose_lease_ran_out_ends_unknown(error_catalog):
     assert (lost.items_seen, lost.pages) == (300, 3)  # what the worker reported is kept
     assert "Lease expired" in lost.log[-2]["message"]
     integration.refresh_from_db()
-    assert integration.status == S.UNKNOWN
+    assert integration.status == Status.UNKNOWN
     assert integration.last_session_id == lost.pk
     assert integration.last_error_code == "SYNC_LEASE_LOST"
     assert integration.consecutive_unsuccessful == 1
     assert integration.next_sync_at > now
     event = IntegrationEvent.objects.get(integration=integration, kind=IntegrationEvent.Kind.STATUS_CHANGED)
-    assert (event.from_status, event.to_status, event.session_id) == (S.ACTIVE, S.UNKNOWN, lost.pk)
+    assert (event.from_status, event.to_status, event.session_id) == (Status.ACTIVE, Status.UNKNOWN, lost.pk)
     issue = SyncIssue.objects.get(integration=integration)
     assert (issue.error_code_id, issue.state, issue.external_id) == ("SYNC_LEASE_LOST", "open", "")
 
     alive.refresh_from_db()
     assert alive.state == State.RUNNING
     assert alive.finished_at is None
-    assert alive.integration.status == S.ACTIVE
+    assert alive.integration.status == Status.ACTIVE
 
     # Ended once: a second pass finds nothing, and the integration can sync again.
     assert reap(now=now) == []
@@ -107,7 +107,7 @@ def test_queued_session_nobody_picked_up_ends_unknown(error_catalog):
     assert stale.started_at is None
     assert stale.finished_at == now
     integration.refresh_from_db()
-    assert integration.status == S.UNKNOWN
+    assert integration.status == Status.UNKNOWN
     assert integration.last_error_code == "SYNC_NOT_STARTED"
     recent.refresh_from_db()
     assert recent.state == State.QUEUED
@@ -157,7 +157,7 @@ def test_a_lease_renewed_after_the_reaper_listed_the_session_is_kept(error_catal
     assert session.finished_at is None
     assert session.lease_expires_at > now
     integration.refresh_from_db()
-    assert integration.status == S.ACTIVE
+    assert integration.status == Status.ACTIVE
     run.heartbeat(timezone.now())  # still the worker's
 
 
@@ -263,14 +263,14 @@ def test_runner_reaped_between_pages_stops_without_finishing_again(make_integrat
     assert (session.pages, session.items_seen, session.items_created) == (1, 500, 500)
     assert SyncedRecord.objects.filter(integration=integration).count() == 500
     integration.refresh_from_db()
-    assert integration.status == S.UNKNOWN
+    assert integration.status == Status.UNKNOWN
     assert integration.last_session_id == session.pk
     assert integration.sync_cursor == ""
     assert list(
         IntegrationEvent.objects.filter(
             integration=integration, kind=IntegrationEvent.Kind.STATUS_CHANGED
         ).values_list("from_status", "to_status")
-    ) == [(S.SETUP, S.UNKNOWN)]
+    ) == [(Status.SETUP, Status.UNKNOWN)]
 
 
 @pytest.mark.django_db
@@ -299,21 +299,21 @@ def test_tick_queues_one_schedule_session_per_due_integration(
     past = now - timedelta(minutes=5)
     due = [
         active_integration(next_sync_at=past),
-        IntegrationFactory(status=S.WARNINGS, next_sync_at=past),
-        IntegrationFactory(status=S.FAILING, next_sync_at=past - timedelta(hours=1)),
-        IntegrationFactory(status=S.UNKNOWN, next_sync_at=past),
-        IntegrationFactory(status=S.AUTH_FAILING, next_sync_at=now),
+        IntegrationFactory(status=Status.WARNINGS, next_sync_at=past),
+        IntegrationFactory(status=Status.FAILING, next_sync_at=past - timedelta(hours=1)),
+        IntegrationFactory(status=Status.UNKNOWN, next_sync_at=past),
+        IntegrationFactory(status=Status.AUTH_FAILING, next_sync_at=now),
     ]
     syncing = active_integration(next_sync_at=past)
     SyncSessionFactory(integration=syncing, state=State.RUNNING, queued_at=past)
     skipped = [
         active_integration(next_sync_at=past, paused=True),
-        IntegrationFactory(status=S.SETUP, next_sync_at=past),
-        IntegrationFactory(status=S.QUALITY_ASSURANCE, next_sync_at=past),
-        IntegrationFactory(status=S.INACTIVE, next_sync_at=past),
-        IntegrationFactory(status=S.DELETED, next_sync_at=past),
-        IntegrationFactory(status=S.CREDENTIALS_INVALID, next_sync_at=past),
-        IntegrationFactory(status=S.ACTIVE, next_sync_at=past, mapping_complete=False),
+        IntegrationFactory(status=Status.SETUP, next_sync_at=past),
+        IntegrationFactory(status=Status.QUALITY_ASSURANCE, next_sync_at=past),
+        IntegrationFactory(status=Status.INACTIVE, next_sync_at=past),
+        IntegrationFactory(status=Status.DELETED, next_sync_at=past),
+        IntegrationFactory(status=Status.CREDENTIALS_INVALID, next_sync_at=past),
+        IntegrationFactory(status=Status.ACTIVE, next_sync_at=past, mapping_complete=False),
         active_integration(next_sync_at=now + timedelta(minutes=1)),
         active_integration(next_sync_at=None),
     ]
@@ -355,7 +355,7 @@ def test_tick_costs_the_same_queries_for_5_and_200_due_integrations(django_captu
 
     def tick_queries(count, at):
         IntegrationFactory.create_batch(
-            count, tenant=tenant, status=S.ACTIVE, next_sync_at=at - timedelta(minutes=1)
+            count, tenant=tenant, status=Status.ACTIVE, next_sync_at=at - timedelta(minutes=1)
         )
         # The commit callback is captured, not run: with the inline broker of the tests it would run
         # every session right here. The broker's own tables (django_q_*) are left out of the count:
@@ -377,7 +377,7 @@ def test_scheduled_sessions_run_and_come_due_again(simulator_settings, error_cat
 
     def simulated(**kwargs):
         return IntegrationFactory(
-            status=S.ACTIVE,
+            status=Status.ACTIVE,
             settings=simulator_settings("healthy"),
             credentials={"api_key": "good-key"},
             **kwargs,
@@ -396,6 +396,6 @@ def test_scheduled_sessions_run_and_come_due_again(simulator_settings, error_cat
         assert session.items_created == 120
         assert session.task_id
         integration.refresh_from_db()
-        assert integration.status == S.ACTIVE
+        assert integration.status == Status.ACTIVE
         assert integration.next_sync_at >= session.finished_at + integration.sync_interval
     assert not paused.sessions.exists()

@@ -57,7 +57,7 @@ from tests.integrations.conftest import (  # noqa: F401
 )
 
 PASSWORD = "password"
-S = Integration.Status
+Status = Integration.Status
 
 
 @pytest.fixture
@@ -95,13 +95,13 @@ def _facts_for(status, now):
         "next_sync_at": now + timedelta(minutes=12, seconds=30),
         "status_changed_at": now - timedelta(days=1),
     }
-    if status == S.SETUP:
+    if status == Status.SETUP:
         return {"mapping_complete": False, "status_changed_at": now - timedelta(hours=1)}
-    if status == S.ACTIVE:
+    if status == Status.ACTIVE:
         return ran
-    if status == S.WARNINGS:
+    if status == Status.WARNINGS:
         return {**ran, "last_outcome": Integration.Outcome.WARNINGS}
-    if status == S.FAILING:
+    if status == Status.FAILING:
         return {
             **ran,
             "last_outcome": Integration.Outcome.FAILED,
@@ -109,7 +109,7 @@ def _facts_for(status, now):
             "consecutive_unsuccessful": 2,
             "unsuccessful_since": now - timedelta(hours=1),
         }
-    if status == S.AUTH_FAILING:
+    if status == Status.AUTH_FAILING:
         return {
             **ran,
             "last_outcome": Integration.Outcome.AUTH_FAILED,
@@ -118,7 +118,7 @@ def _facts_for(status, now):
             "unsuccessful_since": now - timedelta(hours=1),
             "auth_failing_since": now - timedelta(hours=1),
         }
-    if status == S.CREDENTIALS_INVALID:
+    if status == Status.CREDENTIALS_INVALID:
         return {
             **ran,
             "last_outcome": Integration.Outcome.AUTH_FAILED,
@@ -127,9 +127,9 @@ def _facts_for(status, now):
             "unsuccessful_since": now - timedelta(days=4),
             "auth_failing_since": now - timedelta(days=4),
         }
-    if status == S.QUALITY_ASSURANCE:
+    if status == Status.QUALITY_ASSURANCE:
         return {**ran, "quality_assurance_since": now - timedelta(days=1)}
-    if status == S.INACTIVE:
+    if status == Status.INACTIVE:
         return {**ran, "deactivated_at": now - timedelta(days=1)}
     raise ValueError(f"No facts for {status!r}")
 
@@ -142,7 +142,7 @@ def integration_in(db, error_catalog):  # noqa: F811 (the imported fixture)
     transition does, so the integration is one the product could really hold.
     """
 
-    def make(tenant, status=S.ACTIVE, **fields):
+    def make(tenant, status=Status.ACTIVE, **fields):
         now = timezone.now()
         integration = IntegrationFactory(tenant=tenant, **{**_facts_for(status, now), **fields})
         derived, reason = machine.derive(facts_of(integration), settings.CREDENTIALS_INVALID_AFTER)
@@ -198,7 +198,7 @@ def _furnish(tenant, admin, integration_in, latency_ms):
         integration=integration, external_id=f"item-{tenant.slug}-1", data={"name": f"{tenant.name} item"}
     )
     issue = SyncIssueFactory(integration=integration, record=record, item_label=f"{tenant.name} item")
-    setup = integration_in(tenant, S.SETUP, name=f"{tenant.name} mailbox")
+    setup = integration_in(tenant, Status.SETUP, name=f"{tenant.name} mailbox")
     key, _ = api_keys.create_api_key(tenant, f"{tenant.name} monitoring")
     webhook, _ = hooks.create_endpoint(tenant, f"https://hooks.{tenant.slug}.example/syncconsole")
     return SimpleNamespace(
@@ -220,7 +220,7 @@ def _furnish(tenant, admin, integration_in, latency_ms):
             for n in (1, 2)
         ],
         idle=integration_in(
-            tenant, S.INACTIVE, name=f"{tenant.name} sandbox", deactivated_for_inactivity=True
+            tenant, Status.INACTIVE, name=f"{tenant.name} sandbox", deactivated_for_inactivity=True
         ),
         key=key,
         webhook=webhook,

@@ -51,7 +51,7 @@ pytestmark = [
     ),
     pytest.mark.django_db(transaction=True),
 ]
-S = Integration.Status
+Status = Integration.Status
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ def test_a_customer_reads_the_error_filters_issues_and_asks_for_help(
     tenant, user = customer
     failing = make_integration("expired-token", tenant=tenant, name="Pax8 billing")
     failed = sync(failing)
-    assert failing.status == S.AUTH_FAILING
+    assert failing.status == Status.AUTH_FAILING
     contacts = make_integration("warnings", tenant=tenant, name="Address book")
     sync(contacts)
     auth_expired = ErrorCode.objects.get(code="AUTH_EXPIRED")
@@ -209,7 +209,7 @@ def test_a_running_sync_shows_its_progress_until_it_finishes(
     (every 1.5 s); each page waits PAGE_DELAY before it is written so that the count moves visibly."""
     tenant, _ = customer
     integration = make_integration("big-4000", tenant=tenant, name="Warehouse stock", page_size=100)
-    assert integration.status == S.SETUP and integration.mapping_complete
+    assert integration.status == Status.SETUP and integration.mapping_complete
     original_write = runner.SessionRun.write
 
     def paced_write(self, page, **kwargs):
@@ -277,4 +277,4 @@ def test_a_running_sync_shows_its_progress_until_it_finishes(
     session.refresh_from_db()
     assert (session.state, session.items_seen, session.items_total) == ("succeeded", 4000, 4000)
     integration.refresh_from_db()
-    assert integration.status == S.ACTIVE
+    assert integration.status == Status.ACTIVE

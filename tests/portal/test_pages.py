@@ -26,7 +26,7 @@ from issues.models import ErrorCode, SupportRequest, SyncIssue
 from tests.factories import SyncIssueFactory, SyncSessionFactory, TenantFactory
 from tests.portal.conftest import PASSWORD, snapshot
 
-S = Integration.Status
+Status = Integration.Status
 live = pytest.mark.django_db(transaction=True)
 
 
@@ -62,7 +62,7 @@ def acme(member):
 def test_general_tab_explains_a_failing_integration(acme, log_in, make_integration, sync):
     integration = make_integration("expired-token", tenant=acme.tenant, name="Pax8 billing")
     failed = sync(integration)
-    assert integration.status == S.AUTH_FAILING
+    assert integration.status == Status.AUTH_FAILING
     code = ErrorCode.objects.get(code="AUTH_EXPIRED")
 
     content = log_in(acme.viewer).get(reverse("portal:general", args=[integration.pk])).content.decode()
@@ -89,19 +89,19 @@ def test_general_tab_explains_a_failing_integration(acme, log_in, make_integrati
 @pytest.mark.parametrize(
     ("status", "headline", "what_next"),
     [
-        (S.ACTIVE, "Syncing normally", r"Next sync in 1[12] minutes\."),
-        (S.SETUP, "Setting up", r"Map your vendor accounts to start the first sync\."),
+        (Status.ACTIVE, "Syncing normally", r"Next sync in 1[12] minutes\."),
+        (Status.SETUP, "Setting up", r"Map your vendor accounts to start the first sync\."),
         (
-            S.CREDENTIALS_INVALID,
+            Status.CREDENTIALS_INVALID,
             "Paused: new credentials needed",
             r"Syncs are paused until you re-authenticate\.",
         ),
         (
-            S.QUALITY_ASSURANCE,
+            Status.QUALITY_ASSURANCE,
             "Under review by our team",
             r"Scheduled syncs resume when our review is done\.",
         ),
-        (S.INACTIVE, "Switched off", r"Nothing runs until the integration is reactivated\."),
+        (Status.INACTIVE, "Switched off", r"Nothing runs until the integration is reactivated\."),
     ],
     ids=["active", "setup", "credentials_invalid", "quality_assurance", "inactive"],
 )
@@ -167,7 +167,7 @@ def test_progress_json_and_the_general_tab_follow_a_running_session(acme, log_in
 @pytest.fixture
 def issue_log(acme, integration_in):
     """Issues of every kind on one integration, and one on another integration of the same tenant."""
-    integration = integration_in(acme.tenant, S.WARNINGS, name="Acme address book")
+    integration = integration_in(acme.tenant, Status.WARNINGS, name="Acme address book")
     now = timezone.now()
 
     def issue(label, code, severity="warning", state=SyncIssue.State.OPEN, minutes=0, **fields):
@@ -308,7 +308,7 @@ def walk(client, url):
 
 @pytest.mark.django_db
 def test_keyset_pagination_walks_60_issues_without_duplicates(acme, log_in, integration_in):
-    integration = integration_in(acme.tenant, S.WARNINGS, name="Acme address book")
+    integration = integration_in(acme.tenant, Status.WARNINGS, name="Acme address book")
     now = timezone.now()
     code = ErrorCode.objects.get(code="ITEM_MISSING_FIELD")
     # Groups of five share a last-seen time: the id breaks the tie.

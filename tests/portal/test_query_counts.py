@@ -30,7 +30,7 @@ from issues.models import SupportRequest, SyncIssue
 from tests.factories import SyncSessionFactory, TenantFactory
 from tests.queries import add_integrations, add_issues, measure, report
 
-S = Integration.Status
+Status = Integration.Status
 SMALL = {
     "integrations": 3,
     "issues": 10,
@@ -64,7 +64,7 @@ class Acme:
         self.make = integration_in
         self.tenant = TenantFactory(name="Acme")
         self.admin = member(self.tenant, Membership.Role.ADMIN, username="alice")
-        self.focus = integration_in(self.tenant, S.WARNINGS, name="Acme address book")
+        self.focus = integration_in(self.tenant, Status.WARNINGS, name="Acme address book")
         last = SyncSessionFactory(
             integration=self.focus,
             state=SyncSession.State.FAILED,

@@ -19,7 +19,7 @@ from integrations.models import AccountMapping, ApiKey, Integration, Integration
 from tests.factories import SyncSessionFactory, TenantFactory
 from tests.portal.conftest import snapshot
 
-S = Integration.Status
+Status = Integration.Status
 live = pytest.mark.django_db(transaction=True)
 
 
@@ -34,14 +34,14 @@ def messages_of(response):
 def viewer_world(member, integration_in):
     tenant = TenantFactory(name="Acme")
     active = integration_in(tenant, name="Acme billing", credentials={"api_key": "good-key"})
-    setup = integration_in(tenant, S.SETUP, name="Acme mailbox")
+    setup = integration_in(tenant, Status.SETUP, name="Acme mailbox")
     mappings = [
         AccountMapping.objects.create(
             integration=setup, vendor_account_id=f"acct-{n}", vendor_account_name=f"Account {n}"
         )
         for n in (1, 2)
     ]
-    idle = integration_in(tenant, S.INACTIVE, name="Acme sandbox", deactivated_for_inactivity=True)
+    idle = integration_in(tenant, Status.INACTIVE, name="Acme sandbox", deactivated_for_inactivity=True)
     key, _ = api_keys.create_api_key(tenant, "monitoring")
     return SimpleNamespace(
         tenant=tenant,
@@ -121,7 +121,7 @@ def acme(member):
 def test_a_tenant_admin_syncs_now(acme, log_in, make_integration, sync):
     integration = make_integration("healthy", tenant=acme.tenant, name="Acme billing")
     sync(integration)  # the first sync, as onboarding would queue it
-    assert integration.status == S.ACTIVE
+    assert integration.status == Status.ACTIVE
     client = log_in(acme.admin)
 
     response = client.post(reverse("portal:sync", args=[integration.pk]), {"kind": "quick"}, follow=True)
@@ -145,20 +145,20 @@ def test_a_tenant_admin_syncs_now(acme, log_in, make_integration, sync):
 @pytest.mark.parametrize(
     ("status", "running", "expected"),
     [
-        (S.ACTIVE, True, "The sync was not started: Already syncing: session"),
-        (S.INACTIVE, False, "The sync was not started: The integration is inactive; reactivate it first."),
+        (Status.ACTIVE, True, "The sync was not started: Already syncing: session"),
+        (Status.INACTIVE, False, "The sync was not started: The integration is inactive; reactivate it first."),
         (
-            S.QUALITY_ASSURANCE,
+            Status.QUALITY_ASSURANCE,
             False,
             "The sync was not started: The integration is under quality assurance; only staff can run it.",
         ),
         (
-            S.SETUP,
+            Status.SETUP,
             False,
             "The sync was not started: Account mapping is incomplete: map or ignore every vendor account first.",
         ),
         (
-            S.CREDENTIALS_INVALID,
+            Status.CREDENTIALS_INVALID,
             False,
             "The sync was not started: Syncs are paused until new credentials are saved (re-authenticate).",
         ),
@@ -203,7 +203,7 @@ def test_an_unknown_kind_of_sync_is_refused(acme, log_in, integration_in):
 def test_a_tenant_admin_reauthenticates_against_the_vendor(acme, log_in, make_integration, sync):
     integration = make_integration("expired-token", tenant=acme.tenant, name="Pax8 billing")
     failed = sync(integration)
-    assert (integration.status, failed.error_code_id) == (S.AUTH_FAILING, "AUTH_EXPIRED")
+    assert (integration.status, failed.error_code_id) == (Status.AUTH_FAILING, "AUTH_EXPIRED")
     set_at = integration.credentials_set_at
     client = log_in(acme.admin)
     url = reverse("portal:reauthenticate", args=[integration.pk])
@@ -222,7 +222,7 @@ def test_a_tenant_admin_reauthenticates_against_the_vendor(acme, log_in, make_in
     integration.refresh_from_db()
     assert integration.get_credentials() == {"api_key": "good-key"}
     assert integration.credentials_set_at == set_at
-    assert integration.status == S.AUTH_FAILING
+    assert integration.status == Status.AUTH_FAILING
     assert list(SyncSession.objects.filter(integration=integration)) == [failed]
 
     empty = client.post(url, {"api_key": ""})
@@ -238,7 +238,7 @@ def test_a_tenant_admin_reauthenticates_against_the_vendor(acme, log_in, make_in
     session = SyncSession.objects.filter(integration=integration).exclude(pk=failed.pk).get()
     assert (session.kind, session.trigger, session.requested_by) == ("full", "reauth", acme.admin)
     assert session.state == SyncSession.State.SUCCEEDED
-    assert integration.status == S.ACTIVE
+    assert integration.status == Status.ACTIVE
     assert IntegrationEvent.objects.filter(
         integration=integration, kind=IntegrationEvent.Kind.CREDENTIALS_UPDATED, actor=acme.admin
     ).exists()
@@ -278,7 +278,7 @@ def test_reauthenticating_when_no_full_sync_can_start_does_not_claim_one(
 @live
 def test_a_tenant_admin_maps_accounts_and_the_first_sync_starts(acme, log_in, make_integration):
     integration = make_integration("healthy", tenant=acme.tenant, name="Acme mailbox", manual_mapping=True)
-    assert (integration.status, integration.mapping_complete) == (S.SETUP, False)
+    assert (integration.status, integration.mapping_complete) == (Status.SETUP, False)
     northwind, contoso = AccountMapping.objects.filter(integration=integration).order_by("vendor_account_id")
     assert (northwind.vendor_account_name, contoso.vendor_account_name) == (
         "Northwind Retail",
@@ -302,7 +302,7 @@ def test_a_tenant_admin_maps_accounts_and_the_first_sync_starts(acme, log_in, ma
     partial = client.post(url, {f"target_{northwind.pk}": "Acme North"}, follow=True)
     assert "Mapping saved; 1 vendor account(s) still need a target or to be ignored." in messages_of(partial)
     integration.refresh_from_db()
-    assert (integration.status, integration.mapping_complete) == (S.SETUP, False)
+    assert (integration.status, integration.mapping_complete) == (Status.SETUP, False)
     assert not SyncSession.objects.filter(integration=integration).exists()
 
     done = client.post(
@@ -320,7 +320,7 @@ def test_a_tenant_admin_maps_accounts_and_the_first_sync_starts(acme, log_in, ma
     assert session.state in SyncSession.FINISHED_STATES
     assert session.items_created > 0
     assert integration.first_sync_finished_at is not None
-    assert integration.status != S.SETUP
+    assert integration.status != Status.SETUP
     # Only Northwind's items were stored; Contoso's were ignored.
     assert 0 < integration.records.count() < session.items_seen
 
@@ -405,7 +405,7 @@ def test_a_tenant_admin_reactivates_only_what_inactivity_switched_off(
     response = client.post(reverse("portal:reactivate", args=[idle.pk]), follow=True)
     assert "Reactivated." in messages_of(response)
     idle.refresh_from_db()
-    assert (idle.status, idle.deactivated_at, idle.deactivated_for_inactivity) == (S.ACTIVE, None, False)
+    assert (idle.status, idle.deactivated_at, idle.deactivated_for_inactivity) == (Status.ACTIVE, None, False)
     assert IntegrationEvent.objects.filter(
         integration=idle, kind=IntegrationEvent.Kind.REACTIVATED, actor=acme.admin
     ).exists()
@@ -419,4 +419,4 @@ def test_a_tenant_admin_reactivates_only_what_inactivity_switched_off(
     )
     assert snapshot(acme.tenant) == before
     switched_off.refresh_from_db()
-    assert switched_off.status == S.INACTIVE
+    assert switched_off.status == Status.INACTIVE
