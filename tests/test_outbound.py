@@ -444,3 +444,26 @@ def test_a_vendor_asking_to_wait_60_s_answers_the_reauth_page_within_the_budget(
     assert len(peer.requests) == 1
     integration.refresh_from_db()
     assert integration.get_credentials()["password"] == "old"
+
+
+def test_nothing_else_sends_http_for_a_customer_or_a_vendor():
+    """Every outbound request goes through the policy's session: no direct requests calls anywhere else.
+
+    The one exemption is `seed_demo`, which sets up the demo's own simulator and
+    address book on this machine before any customer exists.
+    """
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    exempt = {"syncconsole/outbound.py", "integrations/management/commands/seed_demo.py"}
+    direct = re.compile(r"\brequests\.(get|post|put|patch|delete|head|options|request|Session)\s*\(")
+    offenders = [
+        f"{path.relative_to(root)}:{n}"
+        for app in ("integrations", "issues", "alerts", "audit", "portal", "syncconsole")
+        for path in (root / app).rglob("*.py")
+        if str(path.relative_to(root)) not in exempt
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if direct.search(line)
+    ]
+    assert offenders == []
