@@ -28,6 +28,11 @@ BATCH = 200
 # Events older than this without a receipt are not taken up any more: a day
 # of outage later, an alert about it helps nobody.
 LOOKBACK = timedelta(days=1)
+# An event's id is taken when it is written, but it becomes visible when its
+# transaction commits, so a smaller id can appear after a larger one. The
+# consumer's starting point only moves past events older than this, which
+# every writing transaction has long committed or rolled back by then.
+SETTLE = timedelta(minutes=10)
 
 
 def handle_for_alerts(event, now):
@@ -84,7 +89,26 @@ def consume(consumer, *, limit=BATCH, now=None):
         done += 1
     if done:
         logger.info("%s handled %d event(s)", consumer, done)
+    advance(consumer, now or timezone.now())
     return done
+
+
+def advance(consumer, now):
+    """Move the consumer's starting point past settled events it has handled, so `pending` stays a short scan."""
+    state, _ = EventConsumer.objects.get_or_create(name=consumer)
+    settled_before = now - SETTLE
+    first_unhandled = pending(consumer, now).filter(created_at__lt=settled_before).values_list("pk", flat=True).first()
+    if first_unhandled is not None:
+        new_since = first_unhandled - 1
+    else:
+        new_since = (
+            IntegrationEvent.objects.filter(pk__gt=state.since_event_id, created_at__lt=settled_before)
+            .order_by("-pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+    if new_since is not None and new_since > state.since_event_id:
+        EventConsumer.objects.filter(name=consumer, since_event_id__lt=new_since).update(since_event_id=new_since)
 
 
 def consume_all(now=None):
