@@ -71,7 +71,8 @@ SCENARIOS = {
     ),
     "slow": "120 items; /items answers only after --slow-seconds.",
     "malformed": (
-        "120 items; page 2 of /items answers 200 with a truncated JSON body."
+        "120 items; the page of /items that holds item 61 (the middle one) answers 200 "
+        "with a truncated JSON body, whatever the page size."
     ),
     "unmapped": (
         "120 items; /accounts lists acct-1 and acct-2, but every 10th item "

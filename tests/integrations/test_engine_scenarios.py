@@ -156,6 +156,17 @@ def test_failed_first_sync(make_integration, sync, scenario, extra, code, status
 
 
 @live_sync
+def test_the_malformed_scenario_fails_at_the_default_settings(make_integration, sync):
+    """The connector's default page size reads all 120 items at once: the broken page is met all the same."""
+    integration = make_integration("malformed")
+
+    session = sync(integration)
+
+    assert (session.state, session.error_code_id) == (State.FAILED, "VENDOR_BAD_RESPONSE")
+    assert SyncedRecord.objects.filter(integration=integration).count() == 0
+
+
+@live_sync
 def test_malformed_page_fails_and_keeps_the_pages_before_it(make_integration, sync):
     integration = make_integration("malformed", page_size=50)
 
