@@ -20,6 +20,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from alerts.models import Alert
+from integrations import reauth
 from integrations.models import IntegrationEvent
 from integrations.status import IllegalTransition
 
@@ -75,8 +76,6 @@ def _send(alerts, now):
     same transaction as the send; if the SMTP server refuses, they are rolled
     back and the links sent earlier stay valid.
     """
-    from integrations import reauth
-
     with transaction.atomic():
         urls, link_ids = {}, {}
         for alert in alerts:

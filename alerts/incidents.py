@@ -10,6 +10,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from alerts.models import Alert, Incident
+from alerts.recipients import tenant_recipients
+from alerts.rules import build, raise_alerts
 from integrations import status as machine
 from integrations.models import Integration, SyncSession
 
@@ -57,8 +59,6 @@ def on_session_finished(integration, session, now):
 
 def notify(integration, incident, now):
     """One notice per tenant and incident (a database constraint says so)."""
-    from alerts.rules import build, raise_alerts, tenant_recipients  # rules reach incidents only through consumers
-
     if Alert.objects.filter(tenant_id=integration.tenant_id, incident=incident, rule=Alert.Rule.INCIDENT).exists():
         return
     Incident.objects.filter(pk=incident.pk).update(

@@ -13,8 +13,11 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from alerts import webhooks
+from alerts.delivery import enqueue
 from alerts.models import Alert
-from alerts.recipients import tenant_recipients  # noqa: F401 (also used by callers as rules.tenant_recipients)
+from alerts.recipients import (
+    tenant_recipients,  # noqa: F401 (also used by callers as rules.tenant_recipients)
+)
 from integrations import events
 from integrations import status as machine
 from integrations.models import Integration
@@ -111,8 +114,6 @@ def build(
 
 def raise_alerts(alerts):
     """Insert the alerts that are new; queue their delivery after commit. Returns the new ones."""
-    from alerts.delivery import enqueue
-
     stored = []
     for alert in alerts:
         # One savepoint each: the unique constraint says who raised it first;

@@ -1,6 +1,6 @@
 """django-q2 entry points for alerts and webhooks: load by id, call a service."""
 
-from alerts import delivery, rules, webhooks
+from alerts import consumers, delivery, rules, webhooks
 
 
 def deliver_alert(alert_id):
@@ -19,8 +19,6 @@ def check_clock_rules():
 
 def consume_events():
     """React to committed integration events (alerts, incidents, webhooks)."""
-    from alerts import consumers
-
     return consumers.consume_all()
 
 

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import requests
 from django.conf import settings
+from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -215,8 +216,6 @@ def deliver(delivery_id, now=None):
 
 
 def disable(endpoint, now, reason):
-    from django.core.mail import send_mail
-
     if not WebhookEndpoint.objects.filter(pk=endpoint.pk, active=True).update(
         active=False, disabled_at=now, disabled_reason=reason[:300]
     ):

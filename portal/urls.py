@@ -55,6 +55,6 @@ portal_patterns = [
     path("integrations/<int:integration_id>/records/<int:record_id>/", views.record_detail, name="record"),
 ]
 
-# (patterns, "api", "api"): generated from the operations in integrations/api/views.py, then a JSON 404
+# (patterns, "api", "api"): generated from the operations in portal/api/views.py, then a JSON 404
 # for any other path.
 api_urls = api.urls
