@@ -182,9 +182,19 @@ class CheckedHTTPSConnectionPool(HTTPSConnectionPool):
 
 
 class CheckedAdapter(HTTPAdapter):
-    """An HTTPAdapter whose pools connect only where the policy allows."""
+    """An HTTPAdapter whose pools connect only where the policy allows.
+
+    `ssl_context`, when given, is the one its HTTPS connections verify with
+    (it must verify: requests still asks for CERT_REQUIRED).
+    """
+
+    def __init__(self, ssl_context=None, **kwargs):
+        self.ssl_context = ssl_context  # read by init_poolmanager, which HTTPAdapter.__init__ calls
+        super().__init__(**kwargs)
 
     def init_poolmanager(self, *args, **kwargs):
+        if self.ssl_context is not None:
+            kwargs["ssl_context"] = self.ssl_context
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {
             "http": CheckedHTTPConnectionPool,
@@ -196,12 +206,16 @@ class CheckedAdapter(HTTPAdapter):
         raise DestinationRefused(proxy, proxy, "outbound requests do not go through proxies")
 
 
-def session(user_agent="SyncConsole/1.0"):
-    """A requests Session bound by the policy; the only way this project talks to customers' hosts."""
+def session(user_agent="SyncConsole/1.0", ssl_context=None):
+    """A requests Session bound by the policy; the only way this project talks to customers' hosts.
+
+    `ssl_context` is the TLS context its HTTPS connections verify with: a
+    vendor's private certificate authority trusted besides the usual ones.
+    """
     http = requests.Session()
     http.trust_env = False  # no proxies or netrc credentials from the environment
     http.headers["User-Agent"] = user_agent
-    adapter = CheckedAdapter()
+    adapter = CheckedAdapter(ssl_context)
     http.mount("http://", adapter)
     http.mount("https://", adapter)
     return http

@@ -49,3 +49,9 @@ class DestinationRefused(ConnectorError):
     """The outbound policy refused the address, or a redirect would take credentials elsewhere."""
 
     code = "DESTINATION_REFUSED"
+
+
+class TlsCertificateInvalid(ConnectorError):
+    """The vendor's TLS certificate could not be verified, or the CA certificate in the settings is unusable."""
+
+    code = "VENDOR_TLS_INVALID"

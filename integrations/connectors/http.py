@@ -7,6 +7,18 @@ retries for 5xx answers and refused or dropped connections, and 429 answers
 honoured by waiting their Retry-After. Every bound is a setting. The counters
 end up on the SyncSession.
 
+The vendor's rate-limit headers (`connectors.ratelimit`: Retry-After on any
+answer, X-RateLimit-*, the IETF RateLimit fields, or names the connector
+declares) are read after every answer: when they say the budget is used up,
+the next request waits for the reset before it is sent, so a run slows down
+instead of meeting a 429. A wait longer than VENDOR_MAX_RETRY_AFTER or the
+time left raises RateLimited before sending.
+
+TLS is always verified (`connectors.tls`). An integration whose server has
+its own certificate authority gives its CA certificate (PEM, `ca_certificate`):
+it is trusted besides the usual CAs, for that client only. A certificate that
+does not verify is VENDOR_TLS_INVALID, saying why, and is not retried.
+
 The body is read here, not inside `requests`, so that what goes wrong while
 reading it has a catalog code: a connection reset mid-answer is the vendor
 being unavailable (retried like a refused connection), a body shorter than its
@@ -18,7 +30,7 @@ Redirects are followed here too, only within the origin of the request:
 credentials (headers, Basic auth) never travel to another host.
 
 `VendorHttp.for_web()` is the profile for a person waiting on a page: no
-Retry-After sleeps, one retry, WEB_VENDOR_BUDGET_SECONDS in all.
+Retry-After or rate-limit sleeps, one retry, WEB_VENDOR_BUDGET_SECONDS in all.
 """
 
 import http.client
@@ -37,7 +49,8 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
-from integrations.connectors import errors
+from integrations.connectors import errors, ratelimit
+from integrations.connectors.tls import VERIFY_ERRORS, ca_certificate_problem, certificate_failure, trusting
 from syncconsole import outbound
 
 logger = logging.getLogger(__name__)
@@ -53,14 +66,6 @@ class HttpCounters:
     rate_limited_waits: int = 0
 
 
-def _retry_after_seconds(response):
-    value = response.headers.get("Retry-After", "")
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
 class VendorHttp:
     """requests with the engine's timeouts, retries, limits and counters."""
 
@@ -72,8 +77,16 @@ class VendorHttp:
         budget=None,
         max_retries=None,
         wait_for_rate_limits=True,
+        ca_certificate=None,
+        rate_limit_headers=None,
     ):
-        self.session = outbound.session(user_agent)
+        # A ca_certificate that does not parse fails every request with its reason, so
+        # that a run built on it ends with that outcome rather than before it starts.
+        if isinstance(ca_certificate, str) and not ca_certificate.strip():
+            ca_certificate = None
+        self._tls_problem = ca_certificate_problem(ca_certificate) if ca_certificate else None
+        context = trusting(ca_certificate) if ca_certificate and not self._tls_problem else None
+        self.session = outbound.session(user_agent, ssl_context=context)
         self.timeout = (settings.VENDOR_CONNECT_TIMEOUT, settings.VENDOR_READ_TIMEOUT)
         self.max_retries = settings.VENDOR_MAX_RETRIES if max_retries is None else max_retries
         self.backoff = settings.VENDOR_BACKOFF_SECONDS
@@ -85,12 +98,28 @@ class VendorHttp:
         self.deadline = None if budget is None else time.monotonic() + budget
         self.budget = budget
         self.counters = HttpCounters()
+        self.set_rate_limit_headers(rate_limit_headers)
         self._sleep = sleep
+        self._held = None  # (monotonic time the next request may go, the Pause that says so)
 
     @classmethod
     def for_web(cls, **kwargs):
         """For calls made while a person waits on a page: bounded in time, no long waits."""
         return cls(budget=settings.WEB_VENDOR_BUDGET_SECONDS, max_retries=1, wait_for_rate_limits=False, **kwargs)
+
+    @classmethod
+    def for_integration(cls, integration, web=False, **kwargs):
+        """The client for this integration's vendor: its CA certificate trusted; the web profile if `web`."""
+        kwargs.setdefault("ca_certificate", integration.settings.get("ca_certificate") or None)
+        return cls.for_web(**kwargs) if web else cls(**kwargs)
+
+    def set_rate_limit_headers(self, names):
+        """Read the vendor's own remaining/reset headers, {"remaining": ..., "reset": ...}, either or both.
+
+        They replace X-RateLimit-Remaining/-Reset; the IETF fields and
+        Retry-After are read anyway. ValueError for another key.
+        """
+        self.rate_limit_headers = ratelimit.header_names(names)
 
     def close(self):
         self.session.close()
@@ -106,12 +135,20 @@ class VendorHttp:
 
         Raises Unavailable after the retries for 5xx and connection errors,
         VendorTimeout when the vendor is slower than the read timeout or the
-        request's time budget, RateLimited when a 429 asks for a longer wait
-        than we accept (or keeps coming), BadResponse when the body is cut
-        short, cannot be decoded or is too large, DestinationRefused when the
-        address or a redirect is not allowed, and returns any other answer
-        for the connector to classify.
+        request's time budget, RateLimited when a 429 or the vendor's rate-limit
+        headers ask for a longer wait than we accept (or 429s keep coming),
+        BadResponse when the body is cut short, cannot be decoded or is too
+        large, DestinationRefused when the address or a redirect is not
+        allowed, TlsCertificateInvalid when the server's certificate does not
+        verify, and returns any other answer for the connector to classify.
         """
+        if kwargs.get("verify", True) is not True or self.session.verify is not True:
+            raise ValueError(
+                "VendorHttp always verifies TLS certificates; "
+                "give ca_certificate to trust a private certificate authority."
+            )
+        if self._tls_problem:
+            raise errors.TlsCertificateInvalid(self._tls_problem)
         started = time.monotonic()
         deadline = started + self.request_budget
         if self.deadline is not None:
@@ -119,6 +156,7 @@ class VendorHttp:
         attempt = 0
         rate_limited = 0
         while True:
+            self._wait_if_held(deadline, method, url)
             self.counters.http_requests += 1
             try:
                 response = self._send(method, url, deadline, **kwargs)
@@ -140,20 +178,19 @@ class VendorHttp:
                 self._wait_backoff(attempt, deadline, method, url)
                 continue
 
+            pause = ratelimit.pause_for(response.headers, self.rate_limit_headers)
             if response.status_code == 429:
-                wait = _retry_after_seconds(response)
                 rate_limited += 1
-                if wait is None:
-                    wait = self.backoff * (2**rate_limited)
+                wait = self.backoff * (2**rate_limited) if pause is None else pause.seconds
                 if not self.wait_for_rate_limits:
                     raise errors.RateLimited(
-                        f"The vendor is rate limiting right now and asked us to wait {wait:g} s; try again later.",
+                        f"The vendor is rate limiting right now and asked us to wait {_seconds(wait)} s; try again later.",
                         status=429,
                         retry_after=wait,
                     )
                 if wait > self.max_retry_after or rate_limited > self.max_retries + 2:
                     raise errors.RateLimited(
-                        f"The vendor kept rate limiting (asked to wait {wait:g} s).",
+                        f"The vendor kept rate limiting (asked to wait {_seconds(wait)} s).",
                         status=429,
                         retry_after=wait,
                     )
@@ -164,16 +201,55 @@ class VendorHttp:
                 continue
 
             if response.status_code >= 500:
-                if attempt >= self.max_retries:
+                asked = 0 if pause is None else pause.seconds
+                longest = self.max_retry_after if self.wait_for_rate_limits else 0
+                if attempt >= self.max_retries or asked > longest:
+                    come_back = f" and asked us to come back in {_seconds(asked)} s" if asked else ""
                     raise errors.Unavailable(
                         f"The vendor answered {response.status_code} {response.reason} "
-                        f"{attempt + 1} times ({_path(url)}).",
+                        f"{attempt + 1} times{come_back} ({_path(url)}).",
                         status=response.status_code,
+                        retry_after=asked or None,
                     )
                 attempt += 1
-                self._wait_backoff(attempt, deadline, method, url)
+                self._wait_backoff(attempt, deadline, method, url, at_least=asked)
                 continue
+            self._hold(pause)
             return response
+
+    def _hold(self, pause):
+        """Keep the next request back as long as `pause` says (or not at all)."""
+        self._held = (time.monotonic() + pause.seconds, pause) if pause and pause.seconds > 0 else None
+
+    def _wait_if_held(self, deadline, method, url):
+        """Before sending, wait out what the last answer asked; RateLimited if we may not wait so long."""
+        if self._held is None:
+            return
+        until, pause = self._held
+        wait = until - time.monotonic()
+        if wait <= 0:
+            self._held = None
+            return
+        if pause.used_up:
+            asked = f"The vendor's rate limit is used up for the next {_seconds(wait)} s ({pause.source})"
+        else:
+            asked = f"The vendor asked us to wait {_seconds(wait)} s before the next request (Retry-After)"
+        if not self.wait_for_rate_limits:
+            raise errors.RateLimited(f"{asked}; try again later.", retry_after=wait)
+        if wait > self.max_retry_after:
+            raise errors.RateLimited(
+                f"{asked}, longer than the {self.max_retry_after:g} s we wait ({method} {_path(url)}).",
+                retry_after=wait,
+            )
+        if deadline - time.monotonic() <= wait:
+            raise errors.RateLimited(
+                f"{asked}, longer than this request has left of its time ({method} {_path(url)}).",
+                retry_after=wait,
+            )
+        self.counters.rate_limited_waits += 1
+        logger.info("%s; waiting before the next request", asked)
+        self._sleep(wait)
+        self._held = None
 
     def _send(self, method, url, deadline, **kwargs):
         """One request and the redirects it leads to within its origin; the body read and bounded."""
@@ -184,6 +260,11 @@ class VendorHttp:
                 response = self.session.request(method, url, stream=True, **kwargs)
             except outbound.DestinationRefused as exc:
                 raise errors.DestinationRefused(str(exc)) from exc
+            except requests.exceptions.SSLError as exc:
+                failure = _cause(exc, VERIFY_ERRORS)
+                if failure is not None:
+                    raise errors.TlsCertificateInvalid(certificate_failure(failure, url)) from exc
+                raise
             except requests.exceptions.InvalidSchema as exc:
                 raise errors.DestinationRefused(f"Only http and https addresses can be used ({_path(url)}).") from exc
             if not response.is_redirect:
@@ -222,8 +303,8 @@ class VendorHttp:
             )
         return remaining
 
-    def _wait_backoff(self, attempt, deadline, method, url):
-        wait = self.backoff * (2 ** (attempt - 1))
+    def _wait_backoff(self, attempt, deadline, method, url, at_least=0):
+        wait = max(self.backoff * (2 ** (attempt - 1)), at_least)
         self._check_time(deadline, wait, method, url)
         self.counters.retries += 1
         self._sleep(wait)
@@ -294,7 +375,12 @@ def _read_body(response, method, url, max_bytes, deadline):
 
 
 def _caused_by(exc, types):
-    """Whether `exc` or anything it wraps (args, __cause__, __context__) is one of `types`."""
+    """Whether `exc` or anything it wraps (args, reason, __cause__, __context__) is one of `types`."""
+    return _cause(exc, types) is not None
+
+
+def _cause(exc, types):
+    """`exc` or the first exception it wraps that is one of `types`, or None."""
     seen = set()
     pending = [exc]
     while pending:
@@ -303,11 +389,17 @@ def _caused_by(exc, types):
             continue
         seen.add(id(current))
         if isinstance(current, types):
-            return True
+            return current
         if isinstance(current, BaseException):
             pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
+            reason = getattr(current, "reason", None)  # urllib3's MaxRetryError keeps its cause there
             pending.extend((current.__cause__, current.__context__))
-    return False
+            pending.append(reason if isinstance(reason, BaseException) else None)
+    return None
+
+
+def _seconds(seconds):
+    return f"{round(seconds, 1):g}"
 
 
 def _megabytes(size):
