@@ -506,14 +506,16 @@ def test_a_quick_sync_after_changing_3_of_2000_contacts_fetches_only_those_3(
 
     assert quick.state == State.SUCCEEDED
     assert (quick.items_seen, quick.items_updated, quick.items_unchanged) == (3, 3, 0)
-    # Discovery (3 PROPFINDs), one sync-collection, one addressbook-multiget of the 3.
+    # Discovery (3 PROPFINDs: /.well-known/carddav, which Radicale redirects to /, then the
+    # principal and the home), one sync-collection, one addressbook-multiget of the 3.
     assert quick.http_requests == 5
     multigets = [body for method, _, _, body in http_spy if b"addressbook-multiget" in body]
     assert len(multigets) == 1
     assert multigets[0].count(b"<D:href>") == 3
     assert all(f"{uid}.vcf".encode() in multigets[0] for uid in changed)
     seen_by_server = radicale_server.requests_since(offset)
-    assert sorted(method for method, _ in seen_by_server) == ["PROPFIND"] * 3 + ["REPORT"] * 2
+    assert sorted(method for method, _ in seen_by_server) == ["PROPFIND"] * 4 + ["REPORT"] * 2
+    assert seen_by_server[:2] == [("PROPFIND", "/.well-known/carddav"), ("PROPFIND", "/")]
     renamed = SyncedRecord.objects.filter(integration=integration, data__fn__startswith="Dr ")
     assert set(renamed.values_list("external_id", flat=True)) == set(changed)
 
@@ -575,10 +577,10 @@ def test_credentials_are_checked_against_the_server(new_book):
         CardDavConnector({}, good, http).check_credentials()
         with pytest.raises(errors.AuthInvalid):
             CardDavConnector({}, {**good, "password": "wrong"}, http).check_credentials()
-    assert CardDavConnector.validate_credentials({"url": "ftp://x", "username": "u", "password": "p"}) == [
-        "Credential 'url' is not an http(s) URL: 'ftp://x'."
-    ]
-    assert CardDavConnector.validate_settings({"page_size": "0"})
+    _, problems = CardDavConnector.clean_credentials({}, {"url": "ftp://x", "username": "u", "password": "p"})
+    assert problems == ["Credential url: is not an http(s) URL: 'ftp://x'."]
+    _, problems = CardDavConnector.clean_settings({"page_size": "0"})
+    assert problems == ["Setting page_size: must be at least 1, got 0."]
 
 
 # -- the demo -------------------------------------------------------------------------------
@@ -638,6 +640,22 @@ def test_with_marker_edits_only_the_categories():
     assert with_marker(with_marker(tagged, True), False) == tagged
     folded = "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:z\r\nCATEGORIES:Sync \r\n Error,vip\r\nEND:VCARD\r\n"
     assert with_marker(folded, False) == folded.replace("CATEGORIES:Sync \r\n Error,vip", "CATEGORIES:vip")
+
+
+def test_with_marker_writes_crlf_and_folds_the_line_it_edits_at_75_octets():
+    # Out of an XML answer the CRs are gone (XML parsers turn CRLF into LF).
+    categories = "CATEGORIES:" + "x" * 62 + "Köln"  # "ö" would straddle octets 75 and 76
+    text = f"BEGIN:VCARD\nVERSION:3.0\nUID:k\nNOTE:{'ä' * 30}\n {'ü' * 3}\n{categories}\nEND:VCARD\n"
+
+    marked = with_marker(text, True)
+
+    assert marked == text.replace("\n", "\r\n").replace(
+        categories, "CATEGORIES:" + "x" * 62 + "K\r\n öln,Sync Error"
+    )
+    assert all(len(line.encode()) <= 75 for line in marked.split("\r\n"))
+    # Taking it off again folds the line too (it came longer than 75 octets).
+    assert with_marker(marked, False) == marked.replace(",Sync Error", "")
+    assert carddav.vcard.fold("a" * 200) == "\r\n ".join(["a" * 75, "a" * 74, "a" * 51])
 
 
 def test_an_unreadable_vcard_is_an_item_problem_not_a_failed_sync():

@@ -6,7 +6,8 @@ is retried once on a fresh GET and otherwise logged. There is never a PUT
 without If-Match. Contacts already as wanted are not written. Contacts the run
 did not keep are looked up by UID (addressbook-query). Afterwards a book's
 token moves past our own PUTs when nothing else changed there, so the next
-quick sync does not read the marked contacts again.
+quick sync does not read the marked contacts again. A contact the server
+could not serve in this run is left alone (logged).
 """
 
 from dataclasses import dataclass
@@ -35,12 +36,13 @@ class Card:
 
 
 class MarkingMixin:
-    """The marking half of CardDavConnector.
+    """The marking part of CardDavConnector.
 
     It relies on the connector's HTTP helpers (request, absolute, path_of,
     multistatus, sync_collection, raise_for_status), its book listing
     (selected_books, missing_book) and what the run kept: `_cards`
-    {external id: Card}, `_books`, `_tokens` and `_read_everything`.
+    {external id: Card}, `_unservable` (external ids of contacts the server
+    could not serve), `_books`, `_tokens` and `_read_everything`.
     """
 
     def mark_items(self, *, mark, unmark, log):
@@ -54,6 +56,9 @@ class MarkingMixin:
         wanted = {**dict.fromkeys(unmark, False), **dict.fromkeys(mark, True)}
         if not wanted:
             return
+        for external_id in sorted(self._unservable & wanted.keys()):
+            log.add("warning", f"Contact {external_id} could not be read from the server; no marker changed.")
+            del wanted[external_id]
         unknown = [eid for eid in wanted if eid not in self._cards]
         found = self.find_cards(unknown) if unknown else {}
         written, disturbed = {}, set()
@@ -142,7 +147,14 @@ class MarkingMixin:
             return None
         if response.status_code != 200:
             self.raise_for_status(response, f"contact {href}")
-        text = response.content.decode(response.encoding or "utf-8", "replace")
+        # vCards are UTF-8 unless the server names another charset (requests
+        # would assume ISO-8859-1 for a text/vcard without one).
+        named = "charset=" in response.headers.get("Content-Type", "").lower()
+        charset = response.encoding if named else "utf-8"
+        try:
+            text = response.content.decode(charset or "utf-8", "replace")
+        except LookupError:  # a charset Python does not know
+            text = response.content.decode("utf-8", "replace")
         return Card(href, response.headers.get("ETag", ""), text, False)
 
     def find_cards(self, external_ids):

@@ -5,8 +5,9 @@ contact does not make it look changed. Item rules: no family name in N is
 ITEM_MISSING_FIELD; an email address Django's validator refuses is
 ITEM_INVALID_VALUE; an address already met in this run (ignoring case) is
 ITEM_DUPLICATE on the later contact. `with_marker` edits the vCard's text
-line by line, so adding or removing the marker changes nothing but its
-CATEGORIES.
+line by line, so adding or removing the marker changes nothing but the
+CATEGORIES line it edits (refolded at 75 octets); the card goes back with
+CRLF line breaks.
 """
 
 import hashlib
@@ -148,18 +149,45 @@ def contact_problems(external_id, label, fields, emails):
 # -- the "Sync Error" marker --------------------------------------------------
 
 _CATEGORIES_RE = re.compile(r"^(?:[A-Za-z0-9-]+\.)?CATEGORIES[;:]", re.IGNORECASE)
+_LINE_BREAK_RE = re.compile(r"\r\n|\r|\n")
+CRLF = "\r\n"
+FOLD_OCTETS = 75
 
 
-def _logical_lines(text, newline):
-    """[(physical lines, unfolded line)] of a vCard text."""
+def _logical_lines(text):
+    """[(physical lines joined with CRLF, unfolded line)] of a vCard text, whatever its line breaks.
+
+    A vCard read out of an XML answer has lost its CRs (XML parsers turn CRLF
+    into LF), so the lines are split on any line break and written back with
+    CRLF, as RFC 6350 and the server's own copy have them.
+    """
     lines = []
-    for line in text.split(newline):
+    for line in _LINE_BREAK_RE.split(text):
         if line[:1] in (" ", "\t") and lines:
             raw, logical = lines[-1]
-            lines[-1] = (raw + newline + line, logical + line[1:])
+            lines[-1] = (raw + CRLF + line, logical + line[1:])
         else:
             lines.append((line, line))
     return lines
+
+
+def fold(line, limit=FOLD_OCTETS):
+    """A content line folded at `limit` octets (RFC 6350 3.2), never inside a UTF-8 sequence.
+
+    Each continuation starts with a space, which counts towards its octets.
+    """
+    if len(line.encode("utf-8")) <= limit:
+        return line
+    parts, current, size, room = [], [], 0, limit
+    for char in line:
+        octets = len(char.encode("utf-8"))
+        if size + octets > room and current:
+            parts.append("".join(current))
+            current, size, room = [], 0, limit - 1
+        current.append(char)
+        size += octets
+    parts.append("".join(current))
+    return (CRLF + " ").join(parts)
 
 
 def _split_categories(value):
@@ -188,11 +216,11 @@ def _unescape(value):
 def with_marker(text, wanted):
     """The vCard text with the "Sync Error" category added (wanted) or removed; None if already so.
 
-    Only CATEGORIES lines are edited; every other line stays byte for byte.
+    Only the CATEGORIES line that changes is rewritten (folded at 75 octets);
+    every other line stays byte for byte, with CRLF line breaks.
     """
-    newline = "\r\n" if "\r\n" in text else "\n"
     out, present, end_at, first_categories = [], False, None, None
-    for raw, logical in _logical_lines(text, newline):
+    for raw, logical in _logical_lines(text):
         if _CATEGORIES_RE.match(logical):
             head, _, value = logical.partition(":")
             values = _split_categories(value)
@@ -201,7 +229,7 @@ def with_marker(text, wanted):
                 present = True
                 if not wanted:
                     if any(v.strip() for v in kept):
-                        out.append(f"{head}:{','.join(kept)}")
+                        out.append(fold(f"{head}:{','.join(kept)}"))
                     continue
             if first_categories is None:
                 first_categories = (len(out), head, value)
@@ -213,9 +241,9 @@ def with_marker(text, wanted):
     if wanted:
         if first_categories is not None:
             index, head, value = first_categories
-            out[index] = f"{head}:{value},{MARKER}" if value.strip() else f"{head}:{MARKER}"
+            out[index] = fold(f"{head}:{value},{MARKER}" if value.strip() else f"{head}:{MARKER}")
         elif end_at is not None:
             out.insert(end_at, f"CATEGORIES:{MARKER}")
         else:
             return None
-    return newline.join(out)
+    return CRLF.join(out)
