@@ -47,6 +47,7 @@ portal_patterns = [
     path("integrations/<int:integration_id>/", views.general_tab, name="general"),
     path("integrations/<int:integration_id>/progress.json", views.progress, name="progress"),
     path("integrations/<int:integration_id>/sync/", views.sync_now, name="sync"),
+    path("integrations/<int:integration_id>/test-connection/", views.test_connection, name="test_connection"),
     path("integrations/<int:integration_id>/reauthenticate/", views.reauthenticate, name="reauthenticate"),
     path("integrations/<int:integration_id>/reactivate/", views.reactivate, name="reactivate"),
     path("integrations/<int:integration_id>/mapping/", views.mapping, name="mapping"),

@@ -146,6 +146,22 @@ class SyncStarted(Schema):
     session: Session
 
 
+class ConnectionTest(Schema):
+    """What a connection test found. `ok` false is still an answer: the test ran and the vendor said no."""
+
+    ok: bool = Field(description="Whether the vendor answered and accepted the credentials.")
+    code: str = Field(description="The error catalog's code of what went wrong; empty when ok.")
+    title: str = Field(description="The code's title in the catalog, or that the connection works.")
+    message: str = Field(description="What was found, in plain words.")
+    advice: str = Field(description="What to do about it (the catalog's advice); empty when ok.")
+    checked_at: Moment
+    duration_ms: Count
+    checks: list[str] = Field(
+        description="What was checked and passed, in order: the address reached (no path or query), "
+        "the credentials accepted, the vendor accounts visible."
+    )
+
+
 class ErrorDetail(Schema):
     code: str
     message: str

@@ -7,7 +7,7 @@ from django.urls import path, re_path, register_converter
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI, Query, Status
 
-from integrations import pagination, selectors
+from integrations import connection_test, pagination, selectors
 from integrations.models import SyncSession
 from integrations.sync.starting import AlreadySyncing, SyncRefused, start_sync
 from portal.api.auth import ApiKeyAuth
@@ -21,6 +21,7 @@ from portal.api.errors import (
     rate_limited,
 )
 from portal.api.schemas import (
+    ConnectionTest,
     Error,
     Integration,
     IntegrationList,
@@ -110,9 +111,12 @@ api = SyncConsoleAPI(
 )
 
 
-def answers(ok, errors):
-    """An operation's `response` and `openapi_extra`: its success, and each error it can give and why."""
-    schemas = {409: SyncConflict}
+def answers(ok, errors, schemas=None):
+    """An operation's `response` and `openapi_extra`: its success, and each error it can give and why.
+
+    Errors answer in the Error shape, a 409 as a SyncConflict unless `schemas` says otherwise.
+    """
+    schemas = {409: SyncConflict, **(schemas or {})}
     return {
         "response": {**ok, **{status: schemas.get(status, Error) for status in errors}},
         "openapi_extra": {"responses": {status: {"description": why} for status, why in errors.items()}},
@@ -198,6 +202,37 @@ def integration_sync(request, integration: TenantIntegration, body: SyncRequest 
         raise ApiError(422, exc.code.lower(), exc.message) from exc
     session.refresh_from_db()
     return Status(202, {"session": session})
+
+
+@api.post(
+    "/integrations/{id:integration_id}/test",
+    url_name="test_connection",
+    operation_id="testConnection",
+    summary="Test the connection: reach the vendor and check the credentials, without syncing",
+    **answers(
+        {200: ConnectionTest},
+        {
+            **KEY_ERRORS,
+            **NOT_FOUND,
+            409: "The integration cannot be tested as it is (switched off, or no credentials stored).",
+            429: "Too many requests with a missing or wrong API key from this address, "
+            "or too many connection tests of this integration.",
+        },
+        schemas={409: Error},
+    ),
+)
+def integration_test_connection(request, integration: TenantIntegration):
+    """The vendor is asked whether it answers and accepts the credentials; nothing is synced.
+
+    A vendor's refusal is still a 200: `ok` is false and `code`, `message` and `advice` say why.
+    """
+    try:
+        result = connection_test.test_connection(integration, actor_label=f"API key {request.auth.name}")
+    except connection_test.NotTestable as exc:
+        raise ApiError(409, "not_testable", exc.message) from exc
+    except limits.Limited as exc:
+        raise rate_limited(exc.retry_after, "Too many connection tests were asked for this integration.") from exc
+    return result.as_dict()
 
 
 @api.api_operation(["GET", "HEAD"], "/openapi.json", auth=None, include_in_schema=False, url_name="openapi")

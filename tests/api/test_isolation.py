@@ -50,6 +50,7 @@ API_ROUTES = {
             Probe("POST", url={"integration_id": "them.idle"}, label="switched off"),
         ),
     ),
+    "api:test_connection": Route(serves=("POST",), probes=(Probe("POST", url=THEIR_INTEGRATION),)),
 }
 
 NOT_TENANT_SCOPED = {

@@ -101,6 +101,7 @@ def test_the_served_document_is_valid_openapi_3(api_world):
         ("GET", "/integrations/{integration_id}/"),
         ("GET", "/integrations/{integration_id}/issues/"),
         ("POST", "/integrations/{integration_id}/sync"),
+        ("POST", "/integrations/{integration_id}/test"),
     ]
 
 
