@@ -5,6 +5,10 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP_RUNTIME := $(VENV)/.installed-runtime
 STAMP_DEV := $(VENV)/.installed-dev
+# Third-party servers the tests run as peers (json-server); npm ci empties
+# node_modules first, so the stamp inside it goes when the packages go.
+PEERS := tests/peers
+STAMP_PEERS := $(PEERS)/node_modules/.installed
 
 .PHONY: demo test bench install install-dev migrate clean
 
@@ -24,8 +28,15 @@ $(STAMP_DEV): requirements.txt requirements-dev.txt | $(PY)
 	$(PIP) install --quiet -r requirements-dev.txt
 	touch $@ $(STAMP_RUNTIME)
 
+$(STAMP_PEERS): $(PEERS)/package.json $(PEERS)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix $(PEERS) --no-audit --no-fund && touch $@; \
+	else \
+		echo "npm not found: the tests marked jsonserver will skip ($(PEERS)/package.json)"; \
+	fi
+
 install: $(STAMP_RUNTIME)
-install-dev: $(STAMP_DEV)
+install-dev: $(STAMP_DEV) $(STAMP_PEERS)
 
 migrate: install
 	$(PY) manage.py migrate --noinput
@@ -40,4 +51,4 @@ bench: install-dev
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles
+	rm -rf $(VENV) $(PEERS)/node_modules db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles

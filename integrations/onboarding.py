@@ -13,7 +13,7 @@ from integrations.connectors import errors
 from integrations.connectors.base import get_connector_class
 from integrations.connectors.http import VendorHttp
 from integrations.models import AccountMapping, Integration, IntegrationEvent, SyncSession
-from integrations.services import perform_action
+from integrations.services import perform_action, store_rotated_credentials
 from integrations.sync.starting import SyncRefused, start_sync
 
 logger = logging.getLogger(__name__)
@@ -26,16 +26,17 @@ class InvalidIntegration(ValueError):
 
 
 def validate(connector_key, settings, credentials):
+    """(connector class, typed settings, typed credentials), or InvalidIntegration naming every problem."""
     try:
         connector_class = get_connector_class(connector_key)
     except KeyError as exc:
         raise InvalidIntegration([str(exc.args[0])]) from None
-    problems = connector_class.validate_settings(settings)
-    check = getattr(connector_class, "validate_credentials_for", None)
-    problems += check(settings, credentials) if check else connector_class.validate_credentials(credentials)
+    settings, problems = connector_class.clean_settings(settings)
+    if not problems:
+        credentials, problems = connector_class.clean_credentials(settings, credentials)
     if problems:
         raise InvalidIntegration(problems)
-    return connector_class
+    return connector_class, settings, credentials
 
 
 def create_integration(tenant, connector_key, name, *, settings=None, credentials=None, actor=None, queue_first_sync=True):
@@ -46,8 +47,7 @@ def create_integration(tenant, connector_key, name, *, settings=None, credential
     Discovery failing (vendor down, credentials refused) does not stop the
     creation: the first sync will say what is wrong.
     """
-    settings, credentials = settings or {}, credentials or {}
-    connector_class = validate(connector_key, settings, credentials)
+    connector_class, settings, credentials = validate(connector_key, settings or {}, credentials or {})
     now = timezone.now()
     needs_mapping = connector_class.requires_mapping(settings)
     with transaction.atomic():
@@ -94,8 +94,9 @@ def create_integration(tenant, connector_key, name, *, settings=None, credential
 def discover_accounts(integration):
     """Ask the vendor for its accounts and record new ones unmapped; None if the vendor could not say."""
     connector_class = get_connector_class(integration.connector)
-    with VendorHttp.for_web() as http:
+    with VendorHttp.for_integration(integration, web=True) as http:
         connector = connector_class(integration.settings, integration.get_credentials(), http)
+        connector.save_credentials = lambda rotated: store_rotated_credentials(integration, rotated)
         try:
             accounts = connector.discover_accounts()
         except errors.ConnectorError as exc:

@@ -122,18 +122,26 @@ def mark_opened(link, now=None):
 
 
 def check_with_vendor(integration, credentials):
-    """Raise CredentialsRejected with the vendor's reason unless the vendor accepts them."""
+    """The credentials to save (typed; a refresh token the vendor rotated while checking included).
+
+    Raises CredentialsRejected with the vendor's reason unless the vendor
+    accepts them.
+    """
     connector_class = get_connector_class(integration.connector)
-    problems = connector_class.validate_credentials(credentials)
+    credentials, problems = connector_class.clean_credentials(integration.settings, credentials)
     if problems:
         raise CredentialsRejected(" ".join(problems))
-    with VendorHttp.for_web() as http:
+    rotated = {}
+    with VendorHttp.for_integration(integration, web=True) as http:
+        connector = connector_class(integration.settings, credentials, http)
+        connector.save_credentials = rotated.update
         try:
-            connector_class(integration.settings, credentials, http).check_credentials()
+            connector.check_credentials()
         except (errors.AuthExpired, errors.AuthInvalid, errors.Forbidden, errors.DestinationRefused) as exc:
             raise CredentialsRejected(exc.message) from None
         except errors.ConnectorError as exc:
             raise CredentialsRejected(f"The vendor could not check the credentials right now: {exc.message}") from None
+    return {**credentials, **rotated}
 
 
 def complete(token, credentials, now=None):
@@ -141,7 +149,7 @@ def complete(token, credentials, now=None):
     now = now or timezone.now()
     link = find_link(token, now)
     integration = link.integration
-    check_with_vendor(integration, credentials)
+    credentials = check_with_vendor(integration, credentials)
     with transaction.atomic():
         # Used once, even by two submits at the same moment.
         if not ReauthLink.objects.filter(pk=link.pk, used_at=None, revoked_at=None).update(used_at=now):

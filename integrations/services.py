@@ -218,6 +218,24 @@ def set_paused(integration_id, paused, *, actor, reason="", now=None):
     return integration
 
 
+def store_rotated_credentials(integration, credentials):
+    """Save credentials the vendor rotated (an OAuth2 refresh token) at once, encrypted; False if newer ones won.
+
+    The vendor may already refuse the old refresh token, so this runs in its
+    own transaction as soon as the new one arrives. Credentials a person
+    saved after `integration` was read are newer than the rotation and stay.
+    Callers that hold a session take its row lock first.
+    """
+    with transaction.atomic():
+        locked = Integration.objects.select_for_update().get(pk=integration.pk)
+        if locked.credentials_ciphertext != integration.credentials_ciphertext:
+            return False
+        locked.set_credentials(credentials, set_at=locked.credentials_set_at, expire_at=locked.credentials_expire_at)
+        locked.save(update_fields=["credentials_ciphertext", "credentials_set_at", "credentials_expire_at"])
+    integration.credentials_ciphertext = locked.credentials_ciphertext
+    return True
+
+
 def purge_deleted(now=None):
     """Delete for good the integrations deleted more than DELETED_RETENTION ago, with all they own."""
     now = now or timezone.now()

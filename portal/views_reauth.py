@@ -18,12 +18,14 @@ from integrations.connectors.base import get_connector_class
 from syncconsole import limits
 
 
-def credentials_form(connector_class, data=None):
-    """A form with one field per credential the connector asks for."""
+def credentials_form(connector_class, settings, data=None):
+    """A form with one field per credential the integration's auth type needs."""
     fields = {}
-    for spec in connector_class.credential_fields:
+    for spec in connector_class.credential_fields_for(settings):
         widget = forms.PasswordInput(render_value=False) if spec.secret else forms.TextInput()
-        fields[spec.name] = forms.CharField(label=spec.label, required=spec.required, widget=widget, max_length=2000)
+        fields[spec.name] = forms.CharField(
+            label=spec.label, required=spec.required, widget=widget, max_length=2000, help_text=spec.help
+        )
     form_class = type("CredentialsForm", (forms.Form,), fields)
     return form_class(data)
 
@@ -69,15 +71,15 @@ def reauth_page(request, token):
     context = {"integration": integration, "connector": connector_class, "link": link}
     if request.method == "GET":
         reauth.mark_opened(link)
-        return render(request, "reauth/form.html", {**context, "form": credentials_form(connector_class)})
+        return render(request, "reauth/form.html", {**context, "form": credentials_form(connector_class, integration.settings)})
 
-    form = credentials_form(connector_class, request.POST)
+    form = credentials_form(connector_class, integration.settings, request.POST)
     if not form.is_valid():
         return render(request, "reauth/form.html", {**context, "form": form}, status=400)
     try:
         _, session = reauth.complete(token, {k: v for k, v in form.cleaned_data.items() if v})
     except reauth.CredentialsRejected as exc:
-        context.update(form=credentials_form(connector_class), rejected=exc.message)
+        context.update(form=credentials_form(connector_class, integration.settings), rejected=exc.message)
         return render(request, "reauth/form.html", context, status=400)
     except reauth.LinkUnusable as exc:
         request.session.pop(SESSION_KEY, None)

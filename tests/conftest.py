@@ -3,7 +3,7 @@ import importlib
 import pytest
 from django.apps import apps
 
-pytest_plugins = ["tests.plugins.simulator"]
+pytest_plugins = ["tests.plugins.simulator", "tests.plugins.json_server"]
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +30,12 @@ def error_catalog(db):
     seed_catalog()
 
 
-CATALOG_MIGRATIONS = ("issues.migrations.0002_seed_error_codes", "issues.migrations.0003_destination_refused")
+CATALOG_MIGRATIONS = (
+    "issues.migrations.0002_seed_error_codes",
+    "issues.migrations.0003_destination_refused",
+    "issues.migrations.0004_vendor_tls_invalid",
+    "issues.migrations.0005_new_vendor_account",
+)
 
 
 def seed_catalog():
@@ -41,7 +46,7 @@ def seed_catalog():
 
 # -- tests that must not skip ------------------------------------------------------------
 
-REQUIRABLE = ("postgres", "redis", "browser")
+REQUIRABLE = ("postgres", "redis", "browser", "jsonserver")
 
 
 def pytest_addoption(parser):
@@ -50,8 +55,8 @@ def pytest_addoption(parser):
         default="",
         metavar="MARKERS",
         help=(
-            "comma-separated markers among postgres, redis, browser: a test carrying one of them that "
-            "skips fails the run instead (CI passes say which peers they provide)"
+            "comma-separated markers among postgres, redis, browser, jsonserver: a test carrying one of "
+            "them that skips fails the run instead (CI passes say which peers they provide)"
         ),
     )
 

@@ -302,7 +302,7 @@ def test_a_rest_base_url_pointing_inside_fails_the_sync_with_a_named_refusal(pro
     integration = IntegrationFactory(
         connector="rest",
         status=Integration.Status.ACTIVE,
-        settings={"base_url": spellings(listener.port)[spelling], "accounts_endpoint": ""},
+        settings={"base_url": spellings(listener.port)[spelling], "auth.type": "api_key_header", "items.endpoint": "/items"},
         credentials={"api_key": "secret-key"},
     )
     session = start_sync(integration, kind=SyncSession.Kind.FULL, trigger=SyncSession.Trigger.STAFF, enqueue=False)
@@ -410,7 +410,7 @@ def test_a_carddav_href_off_the_servers_origin_ends_the_sync_as_a_vendor_error(v
 def test_a_sync_that_meets_our_own_bug_ends_internal_error_with_the_traceback(monkeypatch, error_catalog):
     from integrations.sync.runner import SessionRun
 
-    def broken(self, connector):
+    def broken(self, connector, **kwargs):
         raise KeyError("a bug of ours")
 
     monkeypatch.setattr(SessionRun, "load_mappings", broken)

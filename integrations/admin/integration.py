@@ -8,14 +8,16 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
-from integrations import mapping, selectors
+from integrations import connection_test, mapping, selectors
 from integrations.admin import actions as staff_actions
-from integrations.admin import panels
+from integrations.admin import panels, settings_form
 from integrations.admin.common import relative, status_badge
 from integrations.models import AccountMapping, Integration, IntegrationEvent, ReauthLink, SyncSession
 from integrations.reauth import link_state
 from issues.models import SyncIssue
+from syncconsole import limits
 
 
 class NeedsAttentionFilter(admin.SimpleListFilter):
@@ -101,6 +103,31 @@ class IntegrationAdmin(admin.ModelAdmin):
     # belong to it.
     readonly_fields = ("tenant", "connector", *FACT_FIELDS)
     change_form_template = "admin/integrations/integration/change_form.html"
+
+    # -- the form: typed connector settings -----------------------------------
+
+    def _edits_settings(self, request, obj):
+        return obj is not None and self.has_change_permission(request, obj)
+
+    def get_fieldsets(self, request, obj=None):
+        if not self._edits_settings(request, obj):
+            return super().get_fieldsets(request, obj)
+        main, *rest = super().get_fieldsets(request, obj)
+        fields = tuple(f for f in main[1]["fields"] if f != "settings")
+        connector = (
+            f"{obj.connector} connector settings",
+            {
+                "fields": settings_form.field_names(obj),
+                "description": "Empty fields follow the connector's default. "
+                "`manage.py connectors " + obj.connector + "` prints the same list.",
+            },
+        )
+        return [(main[0], {**main[1], "fields": fields}), connector, *rest]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if self._edits_settings(request, obj):
+            kwargs["form"] = settings_form.settings_form_class(self.form, obj)
+        return super().get_form(request, obj, change, **kwargs)
 
     # -- changelist --------------------------------------------------------
 
@@ -193,6 +220,11 @@ class IntegrationAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.action_view),
                 name="integrations_integration_action",
             ),
+            path(
+                "<path:object_id>/test-connection/",
+                self.admin_site.admin_view(require_POST(self.test_connection_view)),
+                name="integrations_integration_test_connection",
+            ),
             *super().get_urls(),
         ]
 
@@ -261,6 +293,9 @@ class IntegrationAdmin(admin.ModelAdmin):
                 "mappings": mappings,
                 "links": [(link, link_state(link, now)) for link in links],
                 "buttons": buttons,
+                # Testing the connection syncs nothing; it asks for the permission to start a sync.
+                "can_test_connection": self.has_sync_integration_permission(request)
+                and not connection_test.refusal(integration),
                 "status_badge": status_badge(integration.status),
             }
         }
@@ -303,6 +338,34 @@ class IntegrationAdmin(admin.ModelAdmin):
             )
         self.log_change(request, integration, f"{spec.label}: {result}")
         messages.success(request, result)
+        return HttpResponseRedirect(change_url)
+
+    def test_connection_view(self, request, object_id):
+        """POST only: does the vendor answer and accept the credentials? The result as a message; syncs nothing."""
+        integration = self.get_object(request, unquote(object_id))
+        if integration is None:
+            raise Http404("No such integration.")
+        may_test = self.has_sync_integration_permission(request)
+        if not self.has_view_permission(request, integration) or not may_test:
+            raise PermissionDenied
+        change_url = reverse("admin:integrations_integration_change", args=[integration.pk])
+        try:
+            result = connection_test.test_connection(integration, actor=request.user)
+        except connection_test.NotTestable as exc:
+            messages.error(request, f"The connection was not tested: {exc.message}")
+            return HttpResponseRedirect(change_url)
+        except limits.Limited as exc:
+            messages.error(
+                request,
+                f"The connection of {integration.name} was tested too often in a short time; "
+                f"try again in {limits.describe_wait(exc.retry_after)}.",
+            )
+            return HttpResponseRedirect(change_url)
+        self.log_change(request, integration, f"Tested the connection: {result.summary}")
+        if result.ok:
+            messages.success(request, f"{result.text} ({result.duration_ms} ms)")
+        else:
+            messages.error(request, f"Connection test failed: {result.text} ({result.duration_ms} ms)")
         return HttpResponseRedirect(change_url)
 
     def render_action_form(self, request, spec, integrations, form, *, bulk=False, status=200):

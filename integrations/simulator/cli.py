@@ -13,6 +13,7 @@ import sys
 import textwrap
 import threading
 
+from . import profiles
 from . import scenarios as sc
 from .state import (
     DEFAULT_MAX_PAGE_SIZE,
@@ -81,7 +82,24 @@ Control API, for tests and the demo (no authentication):
            {{"api_key": "k"}}             accept only this key from now on
   GET    /_control/accounts/ACCOUNT  request counters and overrides
   DELETE /_control/accounts/ACCOUNT  reset overrides and counters
-""".format(scenarios=_scenario_lines())
+
+Vendor profiles: real vendors' APIs as their public documentation describes
+them (paths, answer shapes, pagination, auth, error bodies, rate-limit
+headers), one per manifest in integrations/connectors/manifests/. An account
+is /profiles/KEY/SCENARIO[.LABEL]; every profile has the scenarios healthy,
+rate-limited, expired and server-error. An OAuth access token answers the
+vendor's 401 "expired" once 2 API requests were answered with it (whatever
+expires_in says), so a client must fetch a new one mid-run. A 429 to a
+request sent before the Retry-After the profile had given ran out counts
+as ignored_limit_429.
+  GET    /profiles                       every profile, its scenarios and URLs
+  GET    /profiles/KEY/ACCOUNT/_control  the account's counters: api_requests,
+           token_requests, tokens_issued, expired_token_answers, answered_429,
+           ignored_limit_429, server_errors, refresh_rotations,
+           stale_refresh_tokens
+  DELETE /profiles/KEY/ACCOUNT/_control  forget the account's state
+{profiles}
+""".format(scenarios=_scenario_lines(), profiles=profiles.help_text())
 
 
 class RawDescriptionFormatter(argparse.RawDescriptionHelpFormatter):

@@ -12,6 +12,7 @@ import time
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
+from . import profiles
 from . import scenarios as sc
 from .cli import (  # noqa: F401 - re-exported for the management command and older imports
     HELP_TEXT,
@@ -157,6 +158,8 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         if len(segments) == 3 and segments[:2] == ["_control", "accounts"]:
             self._allow(method, "GET", "POST", "DELETE")
             return self._control(method, segments[2], body)
+        if segments[0] == "profiles":
+            return profiles.respond(self, method, segments[1:], query, body)
         raise ApiError(404, "not_found", "No such endpoint")
 
     def _allow(self, method, *allowed):

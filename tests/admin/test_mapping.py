@@ -40,7 +40,8 @@ def change_form_data(integration, targets):
     data = {
         "name": integration.name,
         "kind": integration.kind,
-        "settings": "{}",
+        # The simulator connector's one required setting (the form has one field per setting).
+        "setting__account": integration.settings.get("account", "healthy"),
         "sync_interval": "01:00:00",
         "account_mappings-TOTAL_FORMS": str(len(mappings)),
         "account_mappings-INITIAL_FORMS": str(len(mappings)),

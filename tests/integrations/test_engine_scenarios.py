@@ -47,14 +47,15 @@ def session_issues(integration, **filters):
 @pytest.mark.parametrize(
     "scenario, extra, counters",
     [
-        ("healthy", {}, {"pages": 1, "http_requests": 1, "retries": 0, "rate_limited_waits": 0}),
+        # Every full sync asks for the vendor's accounts first (new ones are found), then the items.
+        ("healthy", {}, {"pages": 1, "http_requests": 2, "retries": 0, "rate_limited_waits": 0}),
         # The first two /items requests answer 503 then 502; the back-off retries ride them out.
-        ("flaky", {}, {"pages": 1, "http_requests": 3, "retries": 2, "rate_limited_waits": 0}),
+        ("flaky", {}, {"pages": 1, "http_requests": 4, "retries": 2, "rate_limited_waits": 0}),
         # Pages 2 and 3 each answer 429 with Retry-After: 1 once.
         (
             "rate-limited",
             {"page_size": 50},
-            {"pages": 3, "http_requests": 5, "retries": 0, "rate_limited_waits": 2},
+            {"pages": 3, "http_requests": 6, "retries": 0, "rate_limited_waits": 2},
         ),
     ],
 )
@@ -95,8 +96,8 @@ def test_oauth_client_credentials_sync(make_integration, sync, vendor_simulator)
 
     assert session.state == State.SUCCEEDED
     assert session.items_created == 120
-    # One token for the run, then the page.
-    assert session.http_requests == 2
+    # One token for the run, then the accounts and the page.
+    assert session.http_requests == 3
     assert integration.status == Status.ACTIVE
     requests = vendor_simulator.stats(integration.settings["account"])["requests"]
     assert requests["token"] == 2  # discovery at creation, and the sync
@@ -119,7 +120,8 @@ def test_oauth_client_credentials_sync(make_integration, sync, vendor_simulator)
         ("invalid-key", {}, "AUTH_INVALID", Status.AUTH_FAILING, {"http_requests": 1, "retries": 0}),
         ("forbidden", {}, "AUTH_FORBIDDEN", Status.AUTH_FAILING, {"http_requests": 1, "retries": 0}),
         # A first sync that fails for a non-auth reason goes to quality assurance.
-        ("slow", {}, "VENDOR_TIMEOUT", Status.QUALITY_ASSURANCE, {"http_requests": 1, "retries": 0}),
+        # /accounts answers at once; the first /items request times out.
+        ("slow", {}, "VENDOR_TIMEOUT", Status.QUALITY_ASSURANCE, {"http_requests": 2, "retries": 0}),
         ("outage", {}, "VENDOR_UNAVAILABLE", Status.QUALITY_ASSURANCE, {"http_requests": 4, "retries": 3}),
     ],
 )

@@ -18,8 +18,10 @@ class Command(BaseCommand):
     help = (
         "Create an integration for a tenant and print its id. The mapping is complete unless "
         "the connector needs one; then the first sync is queued at once (unless --no-sync). "
-        "Example: add_integration acme simulator --name Pax8 --setting account=healthy "
-        "--credential api_key=good-key"
+        "Settings are typed: booleans take true/false (yes/no, 1/0), lists take commas or JSON, "
+        "objects take JSON; unknown keys are refused. `manage.py connectors KEY` lists a connector's "
+        "settings and credentials. Example: add_integration acme simulator --name Pax8 "
+        "--setting account=healthy --credential api_key=good-key"
     )
 
     def add_arguments(self, parser):
@@ -45,5 +47,5 @@ class Command(BaseCommand):
                 queue_first_sync=not options["no_sync"],
             )
         except InvalidIntegration as exc:
-            raise CommandError(" ".join(exc.problems)) from None
+            raise CommandError("\n".join(exc.problems)) from None
         self.stdout.write(str(integration.pk))

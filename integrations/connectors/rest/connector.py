@@ -1,0 +1,298 @@
+"""The `rest` connector: requests, error answers, discovery, pages and items."""
+
+import re
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urljoin
+
+from integrations.connectors import errors
+from integrations.connectors.base import Connector, Item, ItemProblem, Page, VendorAccount, register
+from integrations.connectors.rest import options
+from integrations.connectors.rest.auth import Authenticator, error_text
+from integrations.connectors.rest.paging import MISSING, Pager, fill_template, get_path, list_at
+from syncconsole import outbound
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@register
+class RestConnector(Connector):
+    key = "rest"
+    label = "Generic REST/JSON API"
+    setting_fields = options.REST_FIELDS
+    credential_fields = tuple(options.CREDENTIALS.values())
+
+    def __init__(self, settings, credentials, http):
+        super().__init__(settings, credentials, http)
+        self.credentials = dict(self.credentials)
+        self.conf = self.configuration()
+        self.started_at = datetime.now(UTC)
+        self.auth = Authenticator(
+            self.conf,
+            self.credentials,
+            http,
+            base_url=self.conf["base_url"],
+            describe_error=self._describe_error,
+            on_rotated=self._rotated,
+        )
+        pace = {
+            "remaining": self.conf["rate_limit.remaining_header"],
+            "reset": self.conf["rate_limit.reset_header"],
+            "window_ms": self.conf["rate_limit.window_ms_header"],
+        }
+        configure = getattr(http, "set_rate_limit_headers", None)
+        if configure is not None and any(pace.values()):
+            configure({k: v for k, v in pace.items() if v})
+
+    def configuration(self):
+        """Every setting's value: the declared defaults, overridden by the integration's settings."""
+        return {**{f.name: f.default for f in self.all_setting_fields()}, **self.settings}
+
+    # -- typed settings ----------------------------------------------------------
+
+    @classmethod
+    def credential_fields_for(cls, settings):
+        conf = {**{f.name: f.default for f in cls.all_setting_fields()}, **(settings or {})}
+        return options.credential_fields(conf["auth.type"], conf["auth.headers"])
+
+    @classmethod
+    def validate_settings(cls, settings):
+        problems = super().validate_settings(settings)
+        conf = {**{f.name: f.default for f in cls.all_setting_fields()}, **settings}
+        if conf["auth.type"] == "headers" and not conf["auth.headers"]:
+            problems.append("Setting auth.headers: name at least one header and the credential it carries.")
+        for index, check in enumerate(conf["rules.checks"]):
+            problem = check_problem(check)
+            if problem:
+                problems.append(f"Setting rules.checks[{index}]: {problem}")
+        return problems
+
+    # -- HTTP --------------------------------------------------------------------
+
+    def url(self, endpoint):
+        if endpoint.startswith(("http://", "https://")):
+            return endpoint
+        return urljoin(self.conf["base_url"].rstrip("/") + "/", endpoint.lstrip("/"))
+
+    def same_origin(self, url):
+        return outbound.origin(url) == outbound.origin(self.conf["base_url"])
+
+    def _rotated(self, credentials):
+        if self.save_credentials is not None:
+            self.save_credentials(credentials)
+
+    def get(self, url, params=None):
+        """(response, JSON body) of an authenticated GET; typed errors for anything but 200."""
+        response = self._send(url, params)
+        if response.status_code == 401 and self.auth.forget_token():
+            # The access token ran out mid-run: fetch a new one, once.
+            response = self._send(url, params)
+        body = self._json(response, url)
+        if response.status_code != 200:
+            self._raise_for_status(response, body)
+        return response, body
+
+    def _send(self, url, params):
+        auth = self.auth.request_kwargs()
+        headers = {"Accept": "application/json", **self.conf["request.headers"], **auth.pop("headers", {})}
+        query = {**self.conf["request.params"], **(params or {}), **auth.pop("params", {})}
+        return self.http.request("GET", url, params=query or None, headers=headers, **auth)
+
+    @staticmethod
+    def _json(response, url):
+        try:
+            return response.json()
+        except ValueError:
+            if response.status_code >= 400:
+                return None
+            raise errors.BadResponse(
+                f"The vendor answered {url.split('?', 1)[0]} with invalid JSON (HTTP {response.status_code}, "
+                f"{len(response.content)} bytes)."
+            ) from None
+
+    def _describe_error(self, response, body):
+        """(the vendor's message in a few words, the whole error as text)."""
+        detail = get_path(body, self.conf["errors.message_path"]) if isinstance(body, (dict, list)) else None
+        if not isinstance(detail, str) or not detail:
+            for key in ("error_description", "message", "error"):
+                value = body.get(key) if isinstance(body, dict) else None
+                if isinstance(value, str) and value:
+                    detail = value
+                    break
+                if isinstance(value, dict) and isinstance(value.get("message"), str):
+                    detail = value["message"]
+                    break
+        detail = str(detail or response.reason or "")[:300]
+        text = error_text(body) if body is not None else (response.text or "")[:2000]
+        return detail, text
+
+    def _raise_for_status(self, response, body):
+        status = response.status_code
+        detail, text = self._describe_error(response, body)
+        if status == 401:
+            if any(marker.lower() in text.lower() for marker in self.conf["auth.expired_errors"]):
+                raise errors.AuthExpired(f"The vendor says the credentials expired: {detail}", status=status)
+            raise errors.AuthInvalid(f"The vendor rejected the credentials: {detail}", status=status)
+        if status == 403:
+            raise errors.Forbidden(f"The vendor refused access: {detail}", status=status)
+        if status == 404:
+            raise errors.BadResponse(f"The vendor has no such resource (404): {detail}", status=status)
+        raise errors.BadResponse(f"The vendor answered HTTP {status}: {detail}", status=status)
+
+    # -- the contract ----------------------------------------------------------------
+
+    def check_credentials(self):
+        endpoint = self.conf["check.endpoint"]
+        if endpoint:
+            self.get(self.url(endpoint))
+            return
+        pager = self._pager(self.conf["items.endpoint"], self.conf["items.params"])
+        url, params = pager.first()
+        self.get(url, params)
+
+    def discover_accounts(self):
+        conf = self.conf
+        if not conf["accounts.endpoint"]:
+            return [VendorAccount("default", "Default")]
+        accounts = []
+        for _, rows in self._pages(conf["accounts.endpoint"], {}, conf["accounts.path"], "account list"):
+            for row in rows:
+                account_id = get_path(row, conf["accounts.id_field"]) if isinstance(row, dict) else None
+                if account_id in (None, ""):
+                    raise errors.BadResponse(
+                        f"The vendor's account list holds an entry without {conf['accounts.id_field']!r}."
+                    )
+                name = get_path(row, conf["accounts.name_field"], "")
+                accounts.append(VendorAccount(str(account_id), str(name or "")[:300]))
+        return accounts
+
+    def iter_pages(self, *, full, cursor):
+        conf = self.conf
+        params = dict(conf["items.params"])
+        kind = conf["incremental.type"]
+        if not full and cursor and kind != "none":
+            params[conf["incremental.param"]] = self._since(cursor) if kind == "updated_since" else cursor
+        if kind == "updated_since":
+            # Where the next quick sync starts: when this run started.
+            self.next_cursor = self.started_at.isoformat()
+        first = True
+        for pager, rows in self._pages(conf["items.endpoint"], params, conf["items.path"], "item page"):
+            if first and kind == "cursor":
+                # Taken from the first page: what changes during the run is read again next time, not missed.
+                value = get_path(pager.last_body, conf["incremental.cursor_path"])
+                if value not in (None, ""):
+                    self.next_cursor = str(value)
+            first = False
+            yield Page([self.parse_item(row) for row in rows], pager.total)
+
+    def _pager(self, endpoint, params):
+        return Pager(
+            self.conf, self.url(endpoint), params, self.same_origin, page_on_first=self.explicit("pagination.page_param")
+        )
+
+    def explicit(self, name):
+        """Whether a setting was given (by the integration or its manifest) rather than left at the default."""
+        manifest = getattr(self, "manifest", None)
+        return name in self.settings or (manifest is not None and name in manifest.settings)
+
+    def _pages(self, endpoint, params, path, what):
+        """(pager, rows) for each page of a list; pager.total is known once its answer is read."""
+        pager = self._pager(endpoint, params)
+        request = pager.first()
+        while request is not None:
+            response, body = self.get(*request)
+            rows = list_at(body, path, what)
+            request = pager.next(response, body, rows)
+            pager.last_body = body
+            yield pager, rows
+
+    def _since(self, cursor):
+        """The changed-since value of a quick sync: the last run's start, less the overlap, in the vendor's format."""
+        try:
+            moment = datetime.fromisoformat(cursor)
+        except ValueError:
+            return cursor
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        moment -= timedelta(seconds=self.conf["incremental.overlap_seconds"])
+        fmt = self.conf["incremental.format"]
+        if fmt == "unix":
+            return str(int(moment.timestamp()))
+        if fmt == "unix_ms":
+            return str(int(moment.timestamp() * 1000))
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    # -- items ---------------------------------------------------------------------
+
+    def parse_item(self, row):
+        conf = self.conf
+        if not isinstance(row, dict):
+            raise errors.BadResponse("The vendor's item page holds an entry that is not an object.")
+        raw_id = get_path(row, conf["items.id_field"])
+        if raw_id in (None, "") or isinstance(raw_id, (dict, list)):
+            raise errors.BadResponse(f"The vendor sent an item without {conf['items.id_field']!r}.")
+        label = get_path(row, conf["items.label_field"]) if conf["items.label_field"] else None
+        account = get_path(row, conf["items.account_field"]) if conf["items.account_field"] else None
+        if conf["items.url_template"]:
+            vendor_url = fill_template(conf["items.url_template"], row)
+        else:
+            vendor_url = get_path(row, conf["items.url_field"]) if conf["items.url_field"] else ""
+        return Item(
+            external_id=str(raw_id)[:300],
+            data=row,
+            label=str(label or raw_id)[:300],
+            account_id="" if account is None else str(account),
+            vendor_url=str(vendor_url or "")[:500],
+            problems=item_problems(row, conf),
+        )
+
+
+def item_problems(row, conf):
+    """The item rules of the settings, applied to one item; all empty by default."""
+    problems = []
+    for name in conf["rules.required_fields"]:
+        if get_path(row, name) in (None, "", [], {}):
+            problems.append(ItemProblem("ITEM_MISSING_FIELD", f"Required field '{name}' is missing.", {"field": name}))
+    for name in conf["rules.email_fields"]:
+        value = get_path(row, name)
+        if value not in (None, "") and not (isinstance(value, str) and EMAIL_RE.match(value)):
+            problems.append(invalid(name, value, f"Field '{name}' is not a valid email address: {value!r}."))
+    for name in conf["rules.non_negative_fields"]:
+        value = get_path(row, name)
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0):
+            problems.append(invalid(name, value, f"Field '{name}' must be a number of at least 0, got {value!r}."))
+    for check in conf["rules.checks"]:
+        name = check["field"]
+        value = get_path(row, name, MISSING)
+        if value is MISSING or value is None:
+            continue
+        if "one_of" in check and value not in check["one_of"]:
+            allowed = ", ".join(map(str, check["one_of"]))
+            problems.append(invalid(name, value, check.get("message") or f"Field '{name}' must be one of {allowed}, got {value!r}."))
+        if "pattern" in check and not (isinstance(value, str) and re.fullmatch(check["pattern"], value)):
+            problems.append(invalid(name, value, check.get("message") or f"Field '{name}' does not have the expected form: {value!r}."))
+    return problems
+
+
+def invalid(name, value, message):
+    return ItemProblem("ITEM_INVALID_VALUE", message, {"field": name, "value": str(value)[:200]})
+
+
+def check_problem(check):
+    """What is wrong with one custom check, or None."""
+    if not isinstance(check.get("field"), str) or not check["field"]:
+        return 'needs a "field" (a dotted path).'
+    unknown = set(check) - {"field", "one_of", "pattern", "message"}
+    if unknown:
+        return f"unknown key(s) {', '.join(sorted(unknown))}; a check has field, one_of or pattern, and message."
+    if ("one_of" in check) == ("pattern" in check):
+        return 'needs exactly one of "one_of" (a list) or "pattern" (a regular expression).'
+    if "one_of" in check and not isinstance(check["one_of"], list):
+        return '"one_of" must be a list.'
+    if "pattern" in check:
+        try:
+            re.compile(check["pattern"])
+        except (re.error, TypeError) as exc:
+            return f'"pattern" is not a regular expression: {exc}.'
+    if "message" in check and not isinstance(check["message"], str):
+        return '"message" must be text.'
+    return None
