@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from audit import services as audit
+from audit.models import AuditRecord
 from integrations import status as machine
-from integrations.models import AccountMapping, Integration, IntegrationEvent, SyncSession
+from integrations.models import AccountMapping, Integration, IntegrationEvent, SyncSession, Tenant
 from integrations.services import perform_action, record_event
 from integrations.sync.starting import SyncRefused, start_sync
 
@@ -76,3 +78,32 @@ def apply_completeness(integration, *, actor=None):
             return f"Mapping complete, but the first sync could not start: {exc.message}"
         return "Mapping complete: the first sync has started."
     return "Mapping saved."
+
+
+def set_new_account_choice(tenant, choice, *, actor=None):
+    """The tenant's choice for vendor accounts found after setup (Tenant.NewVendorAccounts); recorded when it changes."""
+    if choice not in Tenant.NewVendorAccounts.values:
+        raise ValueError(f"Unknown choice {choice!r}.")
+    with transaction.atomic():
+        locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        if locked.new_vendor_accounts == choice:
+            return False
+        before = locked.new_vendor_accounts
+        Tenant.objects.filter(pk=tenant.pk).update(new_vendor_accounts=choice)
+        audit.record(
+            AuditRecord.Action.CUSTOMER_ACTION,
+            tenant=tenant,
+            target=tenant.name,
+            actor=actor,
+            changes={"new_vendor_accounts": [before, choice]},
+        )
+    tenant.new_vendor_accounts = choice
+    return True
+
+
+def new_account_issues(integration):
+    """{vendor account id: open NEW_VENDOR_ACCOUNT issue} for the mapping page."""
+    from issues.models import SyncIssue
+
+    issues = SyncIssue.objects.filter(integration=integration, state=SyncIssue.State.OPEN, error_code_id="NEW_VENDOR_ACCOUNT")
+    return {issue.details.get("vendor_account_id"): issue for issue in issues.only("details", "first_seen_at")}

@@ -41,6 +41,18 @@ class Tenant(models.Model):
     stale_after_intervals = models.FloatField(
         null=True, blank=True, help_text="Overrides STALE_AFTER_INTERVALS for this tenant."
     )
+
+    class NewVendorAccounts(models.TextChoices):
+        MAP = "map", "Map them automatically"
+        ASK = "ask", "Ask us to map them"
+
+    new_vendor_accounts = models.CharField(
+        max_length=10,
+        choices=NewVendorAccounts.choices,
+        default=NewVendorAccounts.MAP,
+        help_text="What happens when a full sync finds a vendor account (an address book, a customer) "
+        "that appeared after setup. Integrations mapped by hand always ask.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -427,6 +439,7 @@ class IntegrationEvent(models.Model):
         MAPPING_CHANGED = "mapping_changed", "Account mapping changed"
         ALERT_SENT = "alert_sent", "Alert sent"
         SESSION_FINISHED = "session_finished", "Sync finished"
+        CONNECTION_TESTED = "connection_tested", "Connection tested"
 
     # What other apps react to (integrations.events): written here, consumed there.
     ANNOUNCED_KINDS = (Kind.STATUS_CHANGED, Kind.SESSION_FINISHED)

@@ -18,13 +18,13 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from integrations import pagination, reauth, selectors, services
+from integrations import connection_test, pagination, reauth, selectors, services
 from integrations import status as machine
 from integrations.admin.panels import history_svg
 from integrations.api_keys import create_api_key, revoke_api_key
 from integrations.connectors.base import get_connector_class
-from integrations.mapping import save_mapping
-from integrations.models import AccountMapping, ApiKey, Membership, SyncedRecord, SyncSession
+from integrations.mapping import new_account_issues, save_mapping, set_new_account_choice
+from integrations.models import AccountMapping, ApiKey, Membership, SyncedRecord, SyncSession, Tenant
 from integrations.sync.starting import SyncRefused, start_sync
 from issues import services as issue_services
 from issues.models import ErrorCode, Severity, SupportRequest, SyncIssue
@@ -112,6 +112,8 @@ def general_tab(request, integration_id):
         history=history_svg(sessions),
         tab="general",
         refusal=_sync_refusal_text(integration),
+        can_test_connection=request.membership.role == Membership.Role.ADMIN
+        and not connection_test.refusal(integration),
     )
     return render(request, "portal/general.html", context)
 
@@ -168,13 +170,47 @@ def sync_now(request, integration_id):
     return redirect("portal:general", integration.pk)
 
 
+@portal_view()
+@require_POST
+def test_connection(request, integration_id):
+    """Does the vendor answer and accept the credentials? Syncs nothing; tenant admins only."""
+    integration = tenant_integration(request, integration_id)
+    if request.membership.role != Membership.Role.ADMIN:
+        context = base_context(
+            request,
+            integration=integration,
+            title="Only tenant admins can test the connection",
+            message=f"Ask an admin of {request.tenant.name} to test the connection of {integration.name}. "
+            "Nothing was checked.",
+        )
+        return render(request, "portal/forbidden.html", context, status=403)
+    try:
+        result = connection_test.test_connection(integration, actor=request.user)
+    except connection_test.NotTestable as exc:
+        messages.error(request, f"The connection was not tested: {exc.message}")
+        return redirect("portal:general", integration.pk)
+    except limits.Limited as exc:
+        return limits.limited_page(
+            request, exc, f"The connection of {integration.name} was tested too often in a short time."
+        )
+    if result.ok:
+        messages.success(request, result.text)
+    else:
+        messages.error(request, f"Connection test failed: {result.text}")
+    return redirect("portal:general", integration.pk)
+
+
+# pytest collects functions named test_* from modules a test imports them into.
+test_connection.__test__ = False
+
+
 @sensitive_post_parameters()
 @portal_view(role=Membership.Role.ADMIN)
 @require_http_methods(["GET", "POST"])
 def reauthenticate(request, integration_id):
     integration = tenant_integration(request, integration_id)
     connector_class = get_connector_class(integration.connector)
-    form = credentials_form(connector_class, request.POST if request.method == "POST" else None)
+    form = credentials_form(connector_class, integration.settings, request.POST if request.method == "POST" else None)
     context = base_context(request, integration=integration, connector=connector_class, form=form, tab="general")
     if request.method == "GET":
         return render(request, "portal/reauth.html", context)
@@ -182,9 +218,9 @@ def reauthenticate(request, integration_id):
         return render(request, "portal/reauth.html", context, status=400)
     credentials = {k: v for k, v in form.cleaned_data.items() if v}
     try:
-        reauth.check_with_vendor(integration, credentials)
+        credentials = reauth.check_with_vendor(integration, credentials)
     except reauth.CredentialsRejected as exc:
-        context.update(form=credentials_form(connector_class), rejected=exc.message)
+        context.update(form=credentials_form(connector_class, integration.settings), rejected=exc.message)
         return render(request, "portal/reauth.html", context, status=400)
     session = reauth.save_credentials(integration, credentials, actor=request.user, note="New credentials saved in the portal.")
     if session is not None and session.trigger == SyncSession.Trigger.REAUTH:
@@ -204,9 +240,17 @@ def reauthenticate(request, integration_id):
 
 
 class MappingForm(forms.Form):
-    def __init__(self, *args, mappings, **kwargs):
+    new_vendor_accounts = forms.ChoiceField(
+        choices=Tenant.NewVendorAccounts.choices,
+        required=False,
+        label="When a sync finds a new vendor account",
+        help_text="For every integration of your organisation. Integrations mapped by hand always ask.",
+    )
+
+    def __init__(self, *args, mappings, new_accounts=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.mappings = mappings
+        self.new_accounts = new_accounts or {}
         for m in mappings:
             self.fields[f"target_{m.pk}"] = forms.CharField(
                 required=False, max_length=200, initial=m.tenant_account, label=f"{m.vendor_account_id} {m.vendor_account_name}"
@@ -222,7 +266,10 @@ class MappingForm(forms.Form):
         return data
 
     def rows(self):
-        return [(m, self[f"target_{m.pk}"], self[f"ignore_{m.pk}"]) for m in self.mappings]
+        return [
+            (m, self[f"target_{m.pk}"], self[f"ignore_{m.pk}"], self.new_accounts.get(m.vendor_account_id))
+            for m in self.mappings
+        ]
 
 
 @portal_view()
@@ -232,7 +279,12 @@ def mapping(request, integration_id):
     mappings = list(AccountMapping.objects.filter(integration=integration).order_by("vendor_account_id"))
     if request.method == "POST" and request.membership.role != Membership.Role.ADMIN:
         raise PermissionDenied("Only tenant admins can map accounts.")
-    form = MappingForm(request.POST if request.method == "POST" else None, mappings=mappings)
+    form = MappingForm(
+        request.POST if request.method == "POST" else None,
+        mappings=mappings,
+        new_accounts=new_account_issues(integration),
+        initial={"new_vendor_accounts": request.tenant.new_vendor_accounts},
+    )
     context = base_context(request, integration=integration, form=form, tab="mapping")
     if request.method == "GET":
         return render(request, "portal/mapping.html", context)
@@ -243,6 +295,9 @@ def mapping(request, integration_id):
         for m in mappings
     }
     result = save_mapping(integration, choices, actor=request.user)
+    choice = form.cleaned_data["new_vendor_accounts"]
+    if choice and set_new_account_choice(request.tenant, choice, actor=request.user):
+        result += f" New vendor accounts: {request.tenant.get_new_vendor_accounts_display().lower()}."
     messages.success(request, result)
     return redirect("portal:general", integration.pk)
 

@@ -189,6 +189,7 @@ RATE_LIMITS = {
     "password_reset": _limit("password_reset", 5, 3600),  # per address and per email address
     "webhook_endpoints": _limit("webhook_endpoints", 20, 3600),  # per tenant
     "sync_triggers": _limit("sync_triggers", 6, 600),  # per integration, people and API keys
+    "connection_tests": _limit("connection_tests", 6, 60),  # per integration, people and API keys
 }
 
 LOGIN_URL = "portal:login"

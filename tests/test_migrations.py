@@ -144,6 +144,7 @@ def test_upgrade_from_the_previous_release_keeps_the_data(back_to_latest):
 
     AuditRecord.objects.create(created_at=now, action=AuditRecord.Action.LOGIN, tenant_id=upgraded.tenant_id)
     assert ErrorCode.objects.filter(code="DESTINATION_REFUSED").exists()
+    assert ErrorCode.objects.filter(code="VENDOR_TLS_INVALID").exists()
     assert (upgraded.tenant.slug, upgraded.name, upgraded.status) == ("acme-upgrade", "Acme billing", "warnings")
     assert upgraded.get_credentials() == {"api_key": "secret-upgrade-key"}
     assert upgraded.last_session.state == SyncSession.State.WARNINGS
@@ -185,3 +186,38 @@ def test_the_data_migrations_run_forward_and_back(back_to_latest):
     support = Group.objects.get(name="Support")
     assert support.permissions.filter(codename="view_integration").exists()
     assert Group.objects.get(name="Engineering").permissions.filter(codename="revoke_credentials").exists()
+
+
+@migrating
+def test_settings_stored_as_typed_words_are_typed_and_old_rest_names_renamed(back_to_latest):
+    from integrations.connectors.base import get_connector_class
+
+    old = migrate([("integrations", "0010_connection_tested")])
+    Tenant = old.get_model("integrations", "Tenant")
+    OldIntegration = old.get_model("integrations", "Integration")
+    tenant = Tenant.objects.create(name="Acme", slug="acme-typed")
+    words = OldIntegration.objects.create(
+        tenant=tenant,
+        connector="carddav",
+        name="Contacts",
+        settings={"addressbook": "/a/", "mark_source_items": "false", "page_size": "50"},
+    )
+    rest = OldIntegration.objects.create(
+        tenant=tenant,
+        connector="rest",
+        name="Vendor",
+        settings={"base_url": "https://api.vendor.example", "items_key": "data", "pagination": "cursor", "required_fields": "name"},
+    )
+
+    migrate(latest(MigrationExecutor(connection)))
+
+    assert Integration.objects.get(pk=words.pk).settings == {"addressbook": "/a/", "mark_source_items": False, "page_size": 50}
+    settings = Integration.objects.get(pk=rest.pk).settings
+    assert settings["items.path"] == "data" and settings["pagination.type"] == "cursor"
+    assert settings["rules.required_fields"] == ["name"]
+    # The old defaults are written out, so the integration reads the vendor as before.
+    assert settings["items.endpoint"] == "/items" and settings["auth.type"] == "api_key_header"
+    assert settings["rules.email_fields"] == ["email"] and settings["incremental.type"] == "cursor"
+    _, problems = get_connector_class("rest").clean_settings(settings)
+    assert problems == []
+    assert Integration.objects.get(pk=words.pk).tenant.new_vendor_accounts == "map"

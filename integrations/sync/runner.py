@@ -17,9 +17,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import reset_queries, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from integrations import onboarding
+from integrations import onboarding, services
 from integrations.connectors import errors
 from integrations.connectors.base import ItemProblem, get_connector_class
 from integrations.connectors.http import VendorHttp
@@ -88,6 +89,8 @@ class SessionRun:
         self.connector = None
         self.mappings = {}
         self.recorder = None
+        self.held_accounts = set()
+        self.held_items = 0
 
     def run(self):
         """Run to an outcome: whatever happens inside, the session is finished, never left to the reaper.
@@ -96,21 +99,26 @@ class SessionRun:
         finishing.
         """
         integration = self.integration
-        http = VendorHttp()
+        http = VendorHttp.for_integration(integration)
         full = self.session.kind == SyncSession.Kind.FULL or not integration.sync_cursor
         if full and self.session.kind != SyncSession.Kind.FULL:
             self.log.add("info", "No cursor from an earlier sync: reading everything.")
         try:
             connector_class = get_connector_class(integration.connector)
             connector = connector_class(integration.settings, integration.get_credentials(), http)
+            connector.save_credentials = self.save_rotated_credentials
             self.connector = connector
-            self.mappings = self.load_mappings(connector)
             self.recorder = IssueRecorder(integration, self.session, connector.item_type)
+            self.mappings = self.load_mappings(connector, full=full)
             self.log.add("info", f"{'Full' if full else 'Quick'} sync started by {self.worker}.")
             for page in connector.iter_pages(full=full, cursor=integration.sync_cursor):
+                self.take_notes(connector)
                 if time.monotonic() > self.deadline:
                     raise SessionTimedOut()
                 self.write(page, full=full, http=http)
+            self.take_notes(connector)
+            if self.held_items:
+                self.log.add("warning", f"{self.held_items} item(s) of new vendor account(s) wait for the mapping.")
             state = SyncSession.State.WARNINGS if self.problem_items else SyncSession.State.SUCCEEDED
             self.mark_source_items(connector)
             return self.finish(state, "", "", http, cursor=connector.next_cursor, full=full)
@@ -135,6 +143,27 @@ class SessionRun:
         finally:
             http.close()
 
+    def take_notes(self, connector):
+        """What the connector decided on its own (a refused sync token, a full read instead) goes in the session log."""
+        while connector.notes:
+            level, message = connector.notes.pop(0)
+            self.log.add(level, message)
+
+    def save_rotated_credentials(self, credentials):
+        """Store a credential the vendor just rotated, before anything else, under the session's row lock.
+
+        The reaper and the finish take the same lock, so the save does not
+        interleave with them (`services.store_rotated_credentials` says why
+        it cannot wait).
+        """
+        with transaction.atomic():
+            SyncSession.objects.select_for_update().filter(pk=self.session.pk).first()
+            saved = services.store_rotated_credentials(self.integration, credentials)
+        if saved:
+            self.log.add("info", "The vendor rotated the refresh token; the new one is saved.")
+        else:
+            self.log.add("warning", "The vendor rotated a credential, but newer credentials were saved meanwhile; they were kept.")
+
     def mark_source_items(self, connector):
         """Let the connector flag items with problems at the vendor, and unflag fixed ones."""
         if not (connector.supports_marking and self.integration.settings.get("mark_source_items")):
@@ -147,17 +176,76 @@ class SessionRun:
             # The sync itself completed; marking is best effort and said so.
             self.log.add("error", f"Marking items at the vendor stopped: {exc.code}: {exc.message}")
 
-    def load_mappings(self, connector):
-        """The account mapping; a connector that needs none maps what the vendor lists on first use."""
-        mappings = {m.vendor_account_id: m for m in self.integration.account_mappings.all()}
-        if not mappings and not connector.requires_mapping(self.integration.settings):
-            onboarding.record_accounts(self.integration, connector.discover_accounts())
-            onboarding.auto_map(self.integration)
-            mappings = {m.vendor_account_id: m for m in self.integration.account_mappings.all()}
+    def load_mappings(self, connector, *, full):
+        """The account mapping, with the vendor accounts a full sync finds that appeared after setup.
+
+        A connector that needs no mapping maps what the vendor lists on first
+        use. Later, a full sync asks the vendor again: new accounts are mapped
+        automatically when the tenant chose so and the integration is not
+        mapped by hand; otherwise each becomes one NEW_VENDOR_ACCOUNT issue
+        and its items are held (see `classify`) until a person maps or
+        ignores it.
+        """
+        integration = self.integration
+        mappings = {m.vendor_account_id: m for m in integration.account_mappings.all()}
+        by_hand = connector.requires_mapping(integration.settings)
+        if not mappings and not by_hand:
+            onboarding.record_accounts(integration, connector.discover_accounts())
+            onboarding.auto_map(integration)
+            mappings = {m.vendor_account_id: m for m in integration.account_mappings.all()}
             self.log.add("info", f"Discovered {len(mappings)} vendor account(s) and mapped them.")
+            return mappings
+        if full and mappings:
+            found = [a for a in connector.discover_accounts() if a.id not in mappings]
+            if found:
+                mappings.update(self.take_new_accounts(found, automatic=not by_hand and integration.tenant.new_vendor_accounts == "map"))
+        self.settle_new_account_issues(mappings)
         return mappings
 
+    def take_new_accounts(self, accounts, *, automatic):
+        integration, now = self.integration, timezone.now()
+        names = ", ".join(a.name or a.id for a in accounts[:5]) + (" ..." if len(accounts) > 5 else "")
+        with transaction.atomic():
+            onboarding.record_accounts(integration, accounts)
+            rows = integration.account_mappings.filter(vendor_account_id__in=[a.id for a in accounts])
+            if automatic:
+                rows.filter(tenant_account="", ignored=False).update(tenant_account=F("vendor_account_id"))
+                self.log.add("info", f"Found {len(accounts)} new vendor account(s) and mapped them automatically: {names}.")
+            else:
+                self.log.add("warning", f"Found {len(accounts)} new vendor account(s) to map: {names}. Their items wait for the mapping.")
+                self.recorder.record_page(
+                    [
+                        ProblemRow(
+                            new_account_issue_id(a.id),
+                            "NEW_VENDOR_ACCOUNT",
+                            f"New vendor account found: {a.name or a.id}. Map it or ignore it on the mapping page.",
+                            a.name or a.id,
+                            "",
+                            {"vendor_account_id": a.id},
+                        )
+                        for a in accounts
+                    ],
+                    [],
+                    now,
+                )
+            return {m.vendor_account_id: m for m in rows}
+
+    def settle_new_account_issues(self, mappings):
+        """A NEW_VENDOR_ACCOUNT issue ends once its account is mapped or ignored; its items are held until then."""
+        pending = {
+            m.vendor_account_id
+            for m in mappings.values()
+            if not m.is_mapped and self.integration.first_sync_finished_at and m.discovered_at > self.integration.first_sync_finished_at
+        }
+        self.held_accounts = pending
+        settled = [new_account_issue_id(i) for i, m in mappings.items() if m.is_mapped and i not in pending]
+        if settled:
+            with transaction.atomic():
+                self.recorder.record_page([], settled, timezone.now())
+
     def finish(self, state, code, message, http, *, cursor=None, full=False):
+        if self.connector is not None:
+            self.take_notes(self.connector)  # a run that failed keeps what was noted before
         self._take_http_counters(http)
         recorder = self.recorder
         if full and recorder is not None and state in (SyncSession.State.SUCCEEDED, SyncSession.State.WARNINGS):
@@ -190,7 +278,7 @@ class SessionRun:
         reset_queries()
         now = timezone.now()
         item_type = self.connector.item_type
-        sorted_page = classify(page.items, self.mappings)
+        sorted_page = classify(page.items, self.mappings, self.held_accounts)
         to_store, problems = sorted_page.to_store, list(sorted_page.unmapped)
 
         with transaction.atomic():
@@ -213,14 +301,16 @@ class SessionRun:
                 item.external_id for item in to_store if not item.problems and item.external_id not in duplicate_ids
             ]
             self.recorder.record_page(problems, clean_ids, now)
-            self._count_page(page, result, problems)
+            self._count_page(page, result, problems, held=sorted_page.held)
             self._take_http_counters(http)
             self.heartbeat(now)
 
-    def _count_page(self, page, result, problems):
+    def _count_page(self, page, result, problems, *, held=0):
         unmapped = sum(1 for p in problems if p.code == "ITEM_UNMAPPED")
         warned = len({p.external_id for p in problems if p.code != "ITEM_UNMAPPED"})
-        self.problem_items += unmapped + warned
+        # Held items (of a new account waiting for its mapping) make the run end with warnings.
+        self.problem_items += unmapped + warned + held
+        self.held_items += held
         c = self.counters
         c["pages"] += 1
         c["items_seen"] += len(page.items)
@@ -248,13 +338,21 @@ class SortedPage:
     to_store: list
     unmapped: list
     ignored_ids: list
+    held: int = 0
 
 
-def classify(items, mappings):
-    """Sort a page's items by their vendor account's mapping. Pure: no database, no I/O."""
-    to_store, unmapped, ignored_ids = [], [], []
+def classify(items, mappings, held_accounts=frozenset()):
+    """Sort a page's items by their vendor account's mapping. Pure: no database, no I/O.
+
+    Items of a new account waiting for its mapping (`held_accounts`) are
+    neither stored nor an issue each: the account's one issue speaks for them.
+    """
+    to_store, unmapped, ignored_ids, held = [], [], [], 0
     for item in items:
         if item.account_id:
+            if item.account_id in held_accounts:
+                held += 1
+                continue
             mapping = mappings.get(item.account_id)
             if mapping is None or not mapping.is_mapped:
                 unmapped.append(
@@ -272,7 +370,12 @@ def classify(items, mappings):
                 ignored_ids.append(item.external_id)
                 continue
         to_store.append(item)
-    return SortedPage(to_store, unmapped, ignored_ids)
+    return SortedPage(to_store, unmapped, ignored_ids, held)
+
+
+def new_account_issue_id(account_id):
+    """The external id of the one issue a new vendor account raises."""
+    return f"account:{account_id}"[:200]
 
 
 def mark_duplicates(duplicates):

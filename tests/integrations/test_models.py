@@ -73,6 +73,8 @@ def test_catalog_is_seeded_with_every_design_code():
         "ITEM_MISSING_FIELD", "ITEM_INVALID_VALUE", "ITEM_DUPLICATE", "SYNC_LEASE_LOST",
         "SYNC_TIMEOUT", "SYNC_NOT_STARTED", "INTERNAL_ERROR",
         "DESTINATION_REFUSED",  # the outbound policy's refusal (category configuration)
+        "VENDOR_TLS_INVALID",  # the vendor's TLS certificate does not verify (category configuration)
+        "NEW_VENDOR_ACCOUNT",  # a full sync found an account to map (category mapping)
     }  # fmt: skip
     for code in ErrorCode.objects.all():
         assert code.title and code.customer_advice and code.support_notes, code.code
