@@ -88,11 +88,6 @@ class ConnectionResult:
         }
 
 
-def needs_credentials(connector_class):
-    """Whether the connector asks for any credential at all (one whose fields are all optional needs none)."""
-    return any(f.required for f in connector_class.credential_fields)
-
-
 def refusal(integration):
     """Why the integration cannot be tested now, in plain words, or "" when it can.
 
@@ -106,7 +101,8 @@ def refusal(integration):
         connector_class = get_connector_class(integration.connector)
     except KeyError:
         return f"The {integration.connector!r} connector is not installed here; the connection cannot be tested."
-    if needs_credentials(connector_class) and not integration.has_credentials:
+    # What the settings ask for: a REST vendor without authentication needs no credential.
+    if connector_class.needs_credentials(integration.settings) and not integration.has_credentials:
         return (
             "No credentials are stored for this integration; re-authenticate first, then test the connection."
         )

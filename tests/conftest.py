@@ -3,7 +3,7 @@ import importlib
 import pytest
 from django.apps import apps
 
-pytest_plugins = ["tests.plugins.simulator", "tests.plugins.json_server"]
+pytest_plugins = ["tests.plugins.simulator", "tests.plugins.json_server", "tests.plugins.tls_server"]
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from audit.models import AuditRecord
 from integrations import connection_test
-from integrations.connectors.base import get_connector_class
+from integrations.connectors.base import Connector, get_connector_class
 from integrations.models import AccountMapping, Integration, IntegrationEvent, SyncedRecord, SyncSession
 from issues.models import ErrorCode, SyncIssue
 from syncconsole import limits
@@ -256,7 +256,7 @@ def test_an_integration_without_credentials_is_not_tested(error_catalog):
 
 
 def test_a_connector_that_needs_no_credentials_is_tested_without_them(error_catalog, monkeypatch):
-    class Open:
+    class Open(Connector):
         credential_fields = (SimpleNamespace(name="token", required=False),)
 
         def __init__(self, settings, credentials, http):

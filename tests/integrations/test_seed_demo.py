@@ -1,13 +1,26 @@
-"""seed_demo: every status, reached through real syncs, and idempotent."""
+"""seed_demo: every status, reached through real syncs, one integration per vendor manifest, and idempotent."""
+
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.http import HttpRequest
 
-from integrations.models import Integration, IntegrationEvent, Membership, SyncSession, Tenant
+from integrations.models import AccountMapping, Integration, IntegrationEvent, Membership, SyncSession, Tenant
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+
+MANIFESTS = Path(__file__).resolve().parents[2] / "integrations" / "connectors" / "manifests"
+SIMULATOR_INTEGRATIONS = 13
+# name -> (tenant, manifest key, items and vendor accounts in the profile's healthy scenario)
+MANIFEST_INTEGRATIONS = {
+    "Pax8 subscriptions": ("acme", "pax8", 523, 7),
+    "ConnectWise PSA contacts": ("acme", "connectwise_manage", 2345, 12),
+    "Microsoft 365 mailboxes": ("acme", "microsoft_graph_mailboxes", 2050, 1),
+    "Proofpoint Essentials users": ("globex", "proofpoint_essentials", 137, 1),
+    "HubSpot CRM contacts": ("globex", "hubspot_contacts", 1234, 1),
+}
 
 
 def test_seed_demo_covers_every_status_and_is_idempotent(vendor_simulator, client):
@@ -24,6 +37,24 @@ def test_seed_demo_covers_every_status_and_is_idempotent(vendor_simulator, clien
     assert Integration.objects.get(name="Ingram Micro").last_session.error_code_id == "AUTH_EXPIRED"
     assert Integration.objects.get(name="HubSpot").last_session.error_code_id == "SYNC_LEASE_LOST"
     assert IntegrationEvent.objects.filter(kind="status_changed").count() >= 12
+
+    # One integration per shipped vendor manifest, on its simulator profile, active after one full sync.
+    assert Integration.objects.count() == SIMULATOR_INTEGRATIONS + len(MANIFEST_INTEGRATIONS)
+    assert Integration.objects.filter(connector="simulator").count() == SIMULATOR_INTEGRATIONS
+    assert sorted(key for _, key, _, _ in MANIFEST_INTEGRATIONS.values()) == sorted(
+        path.stem for path in MANIFESTS.glob("*.json")
+    )
+    for name, (slug, key, items, accounts) in MANIFEST_INTEGRATIONS.items():
+        integration = Integration.objects.get(name=name)
+        assert (integration.tenant.slug, integration.connector) == (slug, key)
+        root = f"{vendor_simulator.base_url}/profiles/{key}/healthy.demo-{slug}"
+        assert f"{integration.settings['base_url']}/".startswith(f"{root}/")
+        assert integration.status == Integration.Status.ACTIVE, name
+        (session,) = SyncSession.objects.filter(integration=integration)
+        assert (session.kind, session.state) == (SyncSession.Kind.FULL, SyncSession.State.SUCCEEDED)
+        assert (session.items_seen, session.items_created, session.items_warnings) == (items, items, 0)
+        assert integration.records.filter(deleted=False).count() == items
+        assert AccountMapping.objects.filter(integration=integration).count() == accounts
 
     counts = (Integration.objects.count(), SyncSession.objects.count(), get_user_model().objects.count())
     call_command("seed_demo", "--simulator-url", vendor_simulator.base_url, stdout=open("/dev/null", "w"))

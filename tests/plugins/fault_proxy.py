@@ -9,6 +9,9 @@ there. The proxy records what it received.
 
     with FaultProxy(server.url) as proxy:
         proxy.answer(lambda r: r.method == "GET" and r.path.endswith("/bob.vcf"), 500)
+
+With `ssl_context` (a server-side context, tests/plugins/tls_server.py) the
+proxy speaks HTTPS to its clients: a TLS front for a server that has none.
 """
 
 import http.client
@@ -39,8 +42,9 @@ class Rule:
 
 
 class FaultProxy:
-    def __init__(self, upstream):
+    def __init__(self, upstream, *, ssl_context=None):
         parts = urlsplit(upstream)
+        self.ssl_context = ssl_context
         self.upstream_host, self.upstream_port = parts.hostname, parts.port
         self.upstream_origin = f"{parts.scheme}://{parts.netloc}"
         self.rules = []
@@ -49,7 +53,8 @@ class FaultProxy:
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self._server.server_address[1]}/"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}/"
 
     def answer(self, when, status, body=b"", headers=None):
         """Answer requests for which `when(request)` is true with this status and body instead."""
@@ -91,6 +96,11 @@ class FaultProxy:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        if self.ssl_context is not None:
+            # Each handshake happens in the thread handling its connection, not in accept().
+            self._server.socket = self.ssl_context.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 

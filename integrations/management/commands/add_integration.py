@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from integrations.connectors.base import connector_keys
 from integrations.models import Tenant
 from integrations.onboarding import InvalidIntegration, create_integration
 
@@ -26,7 +27,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("tenant_slug")
-        parser.add_argument("connector")
+        parser.add_argument("connector", help="one of: " + ", ".join(connector_keys()))
         parser.add_argument("--name", required=True)
         parser.add_argument("--setting", action="append", metavar="KEY=VALUE", help="a connector setting")
         parser.add_argument("--credential", action="append", metavar="KEY=VALUE", help="a credential (encrypted)")

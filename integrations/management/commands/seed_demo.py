@@ -2,10 +2,14 @@
 
 Every integration reaches its status through real syncs against the running
 vendor simulator (`manage.py vendor_simulator`), through the engine and the
-status machine, plus the staff actions a person would take. With
---carddav-url, Acme also gets a CardDAV integration on a Radicale address
-book (which `make demo` starts) holding a few contacts without a last name.
-Idempotent: an integration that exists already is left as it is.
+status machine, plus the staff actions a person would take. Besides the
+simulator's own connector, each shipped vendor manifest
+(integrations/connectors/manifests/) gets one integration on the simulator's
+profile of that vendor (`/profiles/KEY/healthy.demo-TENANT/...`), synced once
+in full. With --carddav-url, Acme also gets a CardDAV integration on a
+Radicale address book (which `make demo` starts) holding a few contacts
+without a last name. Idempotent: an integration that exists already (by
+tenant and name) is left as it is.
 """
 
 from datetime import timedelta
@@ -20,6 +24,8 @@ from integrations import status as machine
 from integrations.models import Integration, Membership, SyncSession, Tenant
 from integrations.onboarding import create_integration
 from integrations.services import perform_action
+from integrations.simulator import profiles
+from integrations.simulator.profiles import connectwise, graph, hubspot, pax8, proofpoint
 from integrations.sync import reaper
 from integrations.sync.runner import claim, run_session
 from integrations.sync.starting import start_sync
@@ -47,6 +53,36 @@ INTEGRATIONS = [
     ("initech-dev", "Flaky vendor", "vendor", "flaky.demo-initech", {"auth": "oauth2"}, "good-key", "active"),
 ]
 
+# One per vendor manifest, on the simulator's profile of the vendor and with the credentials
+# it accepts: (tenant, name, kind, manifest key, profile account, credentials, extra settings).
+MANIFEST_INTEGRATIONS = [
+    (
+        "acme", "Pax8 subscriptions", "vendor", "pax8", "healthy.demo-acme",
+        {"client_id": pax8.CLIENT_ID, "client_secret": pax8.CLIENT_SECRET}, {},
+    ),
+    (
+        "acme", "ConnectWise PSA contacts", "psa", "connectwise_manage", "healthy.demo-acme",
+        {"username": connectwise.USERNAME, "password": connectwise.PASSWORD},
+        {"request.headers": {"clientId": connectwise.CLIENT_ID}},
+    ),
+    (
+        "acme", "Microsoft 365 mailboxes", "vendor", "microsoft_graph_mailboxes", "healthy.demo-acme",
+        {"client_id": graph.CLIENT_ID, "client_secret": graph.CLIENT_SECRET}, {},
+    ),
+    (
+        "globex", "Proofpoint Essentials users", "vendor", "proofpoint_essentials", "healthy.demo-globex",
+        {"username": proofpoint.X_USER, "password": proofpoint.X_PASSWORD}, {},
+    ),
+    (
+        "globex", "HubSpot CRM contacts", "vendor", "hubspot_contacts", "healthy.demo-globex",
+        {
+            "client_id": hubspot.CLIENT_ID,
+            "client_secret": hubspot.CLIENT_SECRET,
+            "refresh_token": hubspot.REFRESH_TOKEN,
+        },
+        {},
+    ),
+]
 
 # The CardDAV integration: (tenant, name, address book, how to reach the status).
 CARDDAV_INTEGRATION = ("acme", "Mailbox contacts", "contacts", "warnings")
@@ -136,6 +172,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  {tenant.name} / {name}: {integration.status}")
             if integration.status != target:
                 raise CommandError(f"{name} ended {integration.status}, expected {target}.")
+        self.seed_manifests(tenants)
         if self.carddav:
             self.seed_carddav(tenants)
 
@@ -171,6 +208,35 @@ class Command(BaseCommand):
         run_session(session.pk)
         session.refresh_from_db()
         return session
+
+    # -- the vendor manifests -------------------------------------------------
+
+    def seed_manifests(self, tenants):
+        """One integration per vendor manifest on its simulator profile, active after a full sync."""
+        for slug, name, kind, key, account, credentials, extra in MANIFEST_INTEGRATIONS:
+            tenant = tenants[slug]
+            if Integration.objects.filter(tenant=tenant, name=name).exists():
+                continue
+            root = profiles.root_url(self.simulator, key, account)
+            integration = create_integration(
+                tenant,
+                key,
+                name,
+                settings={**profiles.PROFILES[key].urls(root), **extra},
+                credentials=credentials,
+                actor=self.admin,
+                queue_first_sync=False,
+            )
+            integration.kind = kind
+            integration.save(update_fields=["kind"])
+            session = self.sync(integration)
+            integration.refresh_from_db()
+            self.stdout.write(f"  {tenant.name} / {name}: {integration.status}")
+            if integration.status != Integration.Status.ACTIVE:
+                raise CommandError(
+                    f"{name} ended {integration.status}, expected active: "
+                    f"{session.error_code_id or 'no error code'} {session.error_message}".rstrip()
+                )
 
     # -- the CardDAV integration ----------------------------------------------
 
