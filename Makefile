@@ -10,7 +10,7 @@ STAMP_DEV := $(VENV)/.installed-dev
 PEERS := tests/peers
 STAMP_PEERS := $(PEERS)/node_modules/.installed
 
-.PHONY: demo test bench install install-dev migrate clean
+.PHONY: demo test bench bench-pages install install-dev migrate clean
 
 # Development mode, explicitly: without DEBUG on, the settings refuse to
 # start unless every production setting is given.
@@ -49,6 +49,13 @@ test: install-dev
 
 bench: install-dev
 	$(PY) bench/run.py
+
+# Page speed on a big generated dataset, measured as production serves it:
+# DEBUG off (bench/pages.py supplies the production settings a scratch
+# database needs). BENCH_PAGES_ARGS="--scale 0.1" for a quick run.
+bench-pages: export DEBUG = off
+bench-pages: install-dev
+	$(PY) bench/pages.py $(BENCH_PAGES_ARGS)
 
 clean:
 	rm -rf $(VENV) $(PEERS)/node_modules db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles

@@ -208,13 +208,31 @@ class Integration(models.Model):
     paused = models.BooleanField(default=False)
     paused_reason = models.CharField(max_length=500, blank=True)
 
+    # Kept by whoever opens or closes issues, in the same transaction, with
+    # F() updates (issues/counts.py); the lists read it instead of counting.
+    # The hourly reconciliation (integrations/counters.py) repairs any drift.
+    open_issue_count = models.PositiveIntegerField(default=0, editable=False)
+
     created_at = models.DateTimeField(auto_now_add=True)
+
+    # Never written by a whole-row save(): see save().
+    COUNTERS = ("open_issue_count",)
 
     class Meta:
         ordering = ["tenant__name", "name"]
         indexes = [
             models.Index(fields=["tenant", "status"], name="integration_tenant_status"),
             models.Index(fields=["connector", "status"], name="integration_connector_status"),
+            # The scheduler's due query (integrations/sync/scheduler.py), whose WHERE is this
+            # condition: the statuses are NOT_SCHEDULED's, written out (Meta cannot read the class).
+            models.Index(
+                fields=["next_sync_at"],
+                name="integration_due",
+                condition=Q(next_sync_at__isnull=False, paused=False, mapping_complete=True)
+                & ~Q(status__in=["setup", "credentials_invalid", "quality_assurance", "inactive", "deleted"]),
+            ),
+            # The changelist sorted by open issues (id breaks the ties, as the admin orders).
+            models.Index(fields=["open_issue_count", "id"], name="integration_open_issues"),
         ]
         permissions = [
             ("sync_integration", "Can start a sync"),
@@ -232,6 +250,19 @@ class Integration(models.Model):
     def __repr__(self):
         # Never the credentials, not even encrypted.
         return f"<Integration {self.pk} {self.connector} {self.status}>"
+
+    def save(self, *args, **kwargs):
+        """Save the row without its counters, unless `update_fields` names them.
+
+        A copy read before a page of issues was written (a status transition,
+        the admin's form) would otherwise put its stale count back.
+        """
+        if not self._state.adding and kwargs.get("update_fields") is None and not kwargs.get("force_insert"):
+            skipped = {*self.COUNTERS, *self.get_deferred_fields()}
+            kwargs["update_fields"] = [
+                f.name for f in self._meta.concrete_fields if not f.primary_key and f.attname not in skipped
+            ]
+        super().save(*args, **kwargs)
 
     def get_credentials(self):
         """The decrypted credentials as a dict ({} when none are stored)."""

@@ -29,6 +29,10 @@ def schedule_specs():
             "func": "integrations.tasks.deactivate_idle_development_integrations",
             "minutes": 24 * 60,
         },
+        # Resolved issues, finished sessions, events, alerts, deliveries past their RETENTION_DAYS_*.
+        {"name": "purge-old-rows", "func": "integrations.tasks.purge_old_rows", "minutes": 24 * 60},
+        # Repairs drift of the counts integrations keep (open issues).
+        {"name": "reconcile-counters", "func": "integrations.tasks.reconcile_counters", "minutes": 60},
         {"name": "alerts-delivery", "func": "alerts.tasks.deliver_due_alerts", "minutes": 1},
         # Catches up events whose after-commit kick was lost (the kick is the fast path).
         {"name": "alerts-events", "func": "alerts.tasks.consume_events", "minutes": 1},

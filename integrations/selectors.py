@@ -8,8 +8,7 @@ exists).
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, F, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import F, OuterRef, Q, Subquery
 
 from integrations.models import Integration, SyncSession
 from integrations.statuses import DECLARATIONS
@@ -39,23 +38,17 @@ def with_list_columns(queryset):
     The console's changelist and the portal's and the API's lists use these
     annotations, never a query per row:
 
-    - `open_issue_count`: open sync issues;
     - `sync_session_id`, `sync_state`, `sync_seen`, `sync_total`: the queued or
       running session, if any (at most one: a conditional unique constraint);
     - `last_sync_at`: when the last session finished.
+
+    The open issues are the stored `open_issue_count` field (kept by whoever
+    opens and closes issues, see `issues.counts`), not counted here.
     """
     open_sessions = SyncSession.objects.filter(
         integration=OuterRef("pk"), state__in=SyncSession.OPEN_STATES
     ).order_by()
-    open_issues = (
-        SyncIssue.objects.filter(integration=OuterRef("pk"), state=SyncIssue.State.OPEN)
-        .order_by()
-        .values("integration")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
     return queryset.annotate(
-        open_issue_count=Coalesce(Subquery(open_issues[:1]), 0),
         sync_session_id=Subquery(open_sessions.values("pk")[:1]),
         sync_state=Subquery(open_sessions.values("state")[:1]),
         sync_seen=Subquery(open_sessions.values("items_seen")[:1]),
@@ -138,6 +131,58 @@ def filtered_issues(integration, params):
         if len(q) > 200:
             raise BadFilter("The search text is too long (200 characters at most).")
         qs = qs.filter(Q(external_id__startswith=q) | Q(item_label__istartswith=q))
+    return qs
+
+
+INTEGRATION_FILTERS = ("status", "connector", "q")
+
+
+def integration_status_filter(api=False):
+    """{a value the `status` filter takes: the statuses it stands for}, in the order statuses are declared.
+
+    The portal takes the statuses themselves; the API takes the words its answers
+    give (`api_status`), one of which can stand for several statuses.
+    """
+    groups = {}
+    for found in DECLARATIONS.values():
+        if found.status != Status.DELETED:
+            groups.setdefault(found.api_word if api else found.status, []).append(found.status)
+    return groups
+
+
+def _refuse(name, value, allowed):
+    return BadFilter(f"Unknown {name} {str(value)[:60]!r}; '{name}' must be one of {', '.join(allowed)}.")
+
+
+def filtered_integrations(tenant, params, *, api=False):
+    """The tenant's integrations (never deleted ones) filtered by status, connector key and name.
+
+    `q` is a case-insensitive part of the name, looked for among the tenant's
+    rows only (the tenant's index narrows them first). BadFilter names the
+    parameter and the values it takes.
+    """
+    from integrations.connectors.base import connector_keys
+
+    qs = integrations_for_tenant(tenant)
+    status = params.get("status", "")
+    if status:
+        statuses = integration_status_filter(api)
+        if status not in statuses:
+            raise _refuse("status", status, statuses)
+        qs = qs.filter(status__in=statuses[status])
+    connector = params.get("connector", "")
+    if connector:
+        known = connector_keys()
+        if connector not in known:
+            raise _refuse("connector", connector, known)
+        qs = qs.filter(connector=connector)
+    q = params.get("q", "").strip()
+    if q:
+        if "\x00" in q:
+            raise BadFilter("The search text cannot contain NUL characters.")
+        if len(q) > 200:
+            raise BadFilter("The search text is too long (200 characters at most).")
+        qs = qs.filter(name__icontains=q)
     return qs
 
 

@@ -1,6 +1,6 @@
 """django-q2 entry points: load by id, call a service, nothing else."""
 
-from integrations import idle, services
+from integrations import counters, idle, retention, services
 from integrations.sync import reaper, runner, scheduler
 
 
@@ -23,3 +23,11 @@ def purge_deleted_integrations():
 
 def deactivate_idle_development_integrations():
     return len(idle.deactivate_idle_development())
+
+
+def reconcile_counters():
+    return counters.reconcile()
+
+
+def purge_old_rows():
+    return sum(result.rows for result in retention.purge())

@@ -2,13 +2,14 @@ from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
 from audit import services as audit
 from audit.models import AuditRecord
+from issues import services
 from issues.models import ErrorCode, SupportRequest, SyncIssue
 from syncconsole.admin_tools import CappedCountPaginator, ReadOnlyAdmin
+from syncconsole.search import indexed_search
 
 
 @admin.register(ErrorCode)
@@ -48,13 +49,8 @@ def _close_issues(new_state, label):
                     "selected": queryset.values_list("pk", flat=True),
                 },
             )
-        # Only open issues change; closing one twice is refused by this filter.
-        changed = queryset.filter(state=SyncIssue.State.OPEN).update(
-            state=new_state,
-            resolved_by=request.user,
-            resolved_at=timezone.now(),
-            resolution_note=form.cleaned_data["note"],
-        )
+        # Only open issues change; closing one twice is refused by the service.
+        changed = services.close_issues(queryset, new_state, actor=request.user, note=form.cleaned_data["note"])
         if changed:
             tenants = sorted(set(queryset.values_list("tenant_id", flat=True)[:1000]))
             for tenant_id in tenants:  # one record per tenant whose issues changed: each sees its own
@@ -96,7 +92,16 @@ class SyncIssueAdmin(ReadOnlyAdmin):
         "integration__connector",
     )
     list_select_related = ("integration", "integration__tenant", "error_code")
-    search_fields = ("^external_id", "^item_label")
+    # An id pasted whole is found by the btree on external_id; the rest by
+    # trigram indexes on PostgreSQL (issues/migrations/0006_search_indexes.py).
+    search_fields = (
+        "external_id__exact",
+        "^external_id",
+        "^item_label",
+        "message",
+        "integration__name",
+        "tenant__name",
+    )
     paginator = CappedCountPaginator
     raw_id_fields = ("tenant", "integration", "first_session", "last_session", "record", "resolved_by")
     actions = [_close_issues(SyncIssue.State.RESOLVED, "Resolve"), _close_issues(SyncIssue.State.IGNORED, "Ignore")]
@@ -106,6 +111,11 @@ class SyncIssueAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("details")
+
+    def get_search_results(self, request, queryset, search_term):
+        # Every arm on the issues table's own columns, so its indexes serve the
+        # OR: the integration and tenant names as ids looked up first.
+        return indexed_search(queryset, self.get_search_fields(request), search_term)
 
     @admin.display(description="item", ordering="external_id")
     def item(self, obj):

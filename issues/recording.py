@@ -5,12 +5,18 @@ open; the database holds that with a conditional unique constraint. A repeat
 raises `occurrences` and `last_seen_at`; an item that later syncs without a
 problem resolves its open issues. Only one session of an integration runs at a
 time (another constraint), so these read-then-write steps do not race.
+
+Every change of open issues keeps the integration's open-issue count in the
+same transaction (`issues.counts`): the integration row is locked first, the
+count moves by the rows actually inserted or resolved.
 """
 
 from dataclasses import dataclass, field
 
+from django.db import transaction
 from django.db.models import F, Q
 
+from issues import counts
 from issues.models import ErrorCode, SyncIssue
 
 DUPLICATE = "ITEM_DUPLICATE"
@@ -73,13 +79,19 @@ class IssueRecorder:
         """Upsert the page's problems; resolve open issues of its clean items.
 
         For an item with problems, its open issues of other codes are resolved
-        too (the old problem was fixed, a new one appeared).
+        too (the old problem was fixed, a new one appeared). Runs inside the
+        caller's transaction (the page's), which the count's change joins.
         """
+        if not problems and not self.had_open_item_issues:
+            return
+        counts.lock([self.integration.pk])
+        before = self.opened - self.resolved
         if problems:
             self._upsert(problems, now)
             self.problem_ids.update(p.external_id for p in problems)
         if self.had_open_item_issues:
             self._resolve_clean(clean_ids, problems, now)
+        counts.move(self.integration.pk, self.opened - self.resolved - before)
 
     def _upsert(self, problems, now):
         merged = {}
@@ -165,7 +177,11 @@ class IssueRecorder:
         unseen = SyncIssue.objects.filter(
             integration=self.integration, item_type=self.item_type, state=SyncIssue.State.OPEN, error_code=DUPLICATE
         ).exclude(last_session=self.session)
-        self._resolve(unseen, now, "The vendor no longer sends it twice.")
+        with transaction.atomic():
+            counts.lock([self.integration.pk])
+            before = self.resolved
+            self._resolve(unseen, now, "The vendor no longer sends it twice.")
+            counts.move(self.integration.pk, before - self.resolved)
 
     def still_open(self, external_ids):
         """Of these items, the ones that still have an open issue."""
@@ -189,7 +205,10 @@ def _codes_by_item(problems):
 
 
 def record_session_failure(integration, session, code, message, now):
-    """Open (or repeat) the session-level issue for a failed or unknown session."""
+    """Open (or repeat) the session-level issue for a failed or unknown session.
+
+    The caller holds the integration row locked in its transaction (`finish_session`).
+    """
     error_code = ErrorCode.objects.get(pk=code)
     updated = SyncIssue.objects.filter(
         integration=integration, item_type="", external_id="", error_code=error_code, state=SyncIssue.State.OPEN
@@ -208,13 +227,19 @@ def record_session_failure(integration, session, code, message, now):
             first_seen_at=now,
             last_seen_at=now,
         )
+        counts.move(integration.pk, 1)
 
 
 def resolve_session_issues(integration, now):
-    """A session that completed resolves the open session-level issues."""
-    return SyncIssue.objects.filter(
+    """A session that completed resolves the open session-level issues.
+
+    The caller holds the integration row locked in its transaction (`finish_session`).
+    """
+    resolved = SyncIssue.objects.filter(
         integration=integration, item_type="", external_id="", state=SyncIssue.State.OPEN
     ).update(state=SyncIssue.State.RESOLVED, resolved_at=now, resolution_note="A later sync completed.")
+    counts.move(integration.pk, -resolved)
+    return resolved
 
 
 def has_open_item_issues(integration):

@@ -1,11 +1,38 @@
-"""Changes to issues that people make: asking for help."""
+"""Changes to issues that people make: resolving or ignoring them, asking for help."""
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
+from django.utils import timezone
 
-from issues.models import SupportRequest
+from issues import counts
+from issues.models import SupportRequest, SyncIssue
+
+CLOSED_STATES = (SyncIssue.State.RESOLVED, SyncIssue.State.IGNORED)
+
+
+def close_issues(queryset, state, *, actor, note, now=None):
+    """Resolve or ignore the open issues among `queryset`; how many changed.
+
+    Issues already closed are left alone. Each integration's open-issue count
+    goes down by the rows its update changed, in the same transaction.
+    """
+    if state not in CLOSED_STATES:
+        raise ValueError(f"Issues are closed as resolved or ignored, not {state!r}.")
+    now = now or timezone.now()
+    open_issues = queryset.filter(state=SyncIssue.State.OPEN).order_by()
+    changed = 0
+    with transaction.atomic():
+        integration_ids = sorted(set(open_issues.values_list("integration_id", flat=True).distinct()))
+        counts.lock(integration_ids)
+        for integration_id in integration_ids:
+            n = open_issues.filter(integration_id=integration_id).update(
+                state=state, resolved_by=actor, resolved_at=now, resolution_note=note
+            )
+            counts.move(integration_id, -n)
+            changed += n
+    return changed
 
 
 def request_help(issue, user, message, *, history, tenant_name):

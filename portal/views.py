@@ -22,7 +22,7 @@ from integrations import connection_test, pagination, reauth, selectors, service
 from integrations import status as machine
 from integrations.admin.panels import history_svg
 from integrations.api_keys import create_api_key, revoke_api_key
-from integrations.connectors.base import get_connector_class
+from integrations.connectors.base import connector_keys, get_connector_class
 from integrations.mapping import new_account_issues, save_mapping, set_new_account_choice
 from integrations.models import AccountMapping, ApiKey, Membership, SyncedRecord, SyncSession, Tenant
 from integrations.sync.starting import SyncRefused, start_sync
@@ -32,6 +32,7 @@ from portal.views_reauth import credentials_form
 from syncconsole import limits, outbound
 
 ISSUES_PER_PAGE = 25
+INTEGRATIONS_PER_PAGE = 50
 
 
 class PasswordResetView(auth_views.PasswordResetView):
@@ -88,9 +89,41 @@ def base_context(request, **extra):
 @portal_view()
 @require_GET
 def integration_list(request):
-    integrations = list(selectors.integrations_for_tenant(request.tenant))
+    """The tenant's integrations by name, a page at a time, filtered by status and connector and searched."""
+    params = request.GET
+    choices = _integration_filter_choices(params)
+    try:
+        qs = selectors.filtered_integrations(request.tenant, params)
+        after = params.get("after", "")
+        integrations, next_cursor = pagination.page_by_name(qs, after, INTEGRATIONS_PER_PAGE)
+    except (selectors.BadFilter, pagination.BadCursor) as exc:
+        context = base_context(request, cards=[], error=str(exc), **choices)
+        return render(request, "portal/list.html", context, status=400)
     cards = [(i, *selectors.customer_words(i.status)) for i in integrations]
-    return render(request, "portal/list.html", base_context(request, cards=cards))
+    context = base_context(request, cards=cards, **_pager(params, next_cursor), **choices)
+    return render(request, "portal/list.html", context)
+
+
+def _integration_filter_choices(params):
+    statuses = selectors.integration_status_filter()
+    return {
+        "statuses": [(value, selectors.customer_words(value)[0]) for value in statuses],
+        "connectors": [(key, get_connector_class(key).label or key) for key in connector_keys()],
+        "current": {name: params.get(name, "") for name in selectors.INTEGRATION_FILTERS},
+        "filtered": any(params.get(name, "") for name in selectors.INTEGRATION_FILTERS),
+    }
+
+
+def _pager(params, next_cursor):
+    """The links of a keyset-paged list: the next page and back to the first, keeping the other parameters."""
+    query = params.copy()
+    query.pop("after", None)
+    next_url = None
+    if next_cursor:
+        query["after"] = next_cursor
+        next_url = f"?{query.urlencode()}"
+        query.pop("after")
+    return {"next_url": next_url, "first_url": f"?{query.urlencode()}" if params.get("after") else None}
 
 
 @portal_view()
@@ -318,20 +351,12 @@ def issues_tab(request, integration_id):
         for r in SupportRequest.objects.filter(issue__in=[r.pk for r in rows], user__membership__tenant=request.tenant)
         .order_by("issue_id", "created_at")  # the latest request of each issue wins
     }
-    query = params.copy()
-    query.pop("after", None)
-    next_url = None
-    if next_cursor:
-        query["after"] = next_cursor
-        next_url = f"?{query.urlencode()}"
-        query.pop("after")
     context = base_context(
         request,
         integration=integration,
         tab="issues",
         issues=[(issue, open_requests.get(issue.pk)) for issue in rows],
-        next_url=next_url,
-        first_url=f"?{query.urlencode()}" if params.get("after") else None,
+        **_pager(params, next_cursor),
         **_filter_choices(params),
     )
     return render(request, "portal/issues.html", context)

@@ -1,21 +1,81 @@
 """Admin building blocks every app's console uses (no app's models: any app may import this)."""
 
 from django.contrib import admin
-from django.core.paginator import Paginator
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
+from django.core.paginator import InvalidPage, Paginator
 from django.utils.functional import cached_property
 
 
 class CappedCountPaginator(Paginator):
-    """Counts at most CAP rows: the last page of a huge table is reached by filtering, not by COUNT(*)."""
+    """Counts at most CAP rows: the last page of a huge table is reached by filtering, not by COUNT(*).
+
+    Any CAP + 1 rows tell whether there are more than CAP, so the count does
+    not sort them: in the list's order a search that matches few rows would
+    walk the sort index through the whole table to collect them.
+    """
 
     CAP = 10_000
 
     @cached_property
     def count(self):
-        return self.object_list.values("pk")[: self.CAP + 1].count()
+        return self.object_list.order_by().values("pk")[: self.CAP + 1].count()
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class PageFirstChangeList(ChangeList):
+    """A changelist that reads its page before it counts: a short page is its own count.
+
+    Django's ChangeList counts the rows first (the paginator's `count`), then
+    reads the page, so a search or a filter runs twice. A page holding fewer
+    rows than `list_per_page` is the last one: the count is the rows before it
+    plus its own, and only a full page (or one past the end) is counted. The
+    rows listed, the count shown and the pages linked are Django's.
+
+    Django's order is kept where reading the page first gains nothing: "Show
+    all", a paginator with orphans, and a POST (an action over the list needs
+    its selection, not the page).
+    """
+
+    def get_results(self, request):
+        paginator = self.model_admin.get_paginator(request, self.queryset, self.list_per_page)
+        if request.method == "POST" or self.show_all or paginator.orphans or self.page_num < 1:
+            return super().get_results(request)
+        per_page = self.list_per_page
+        skipped = (self.page_num - 1) * per_page
+        page = self.queryset[skipped : skipped + per_page]
+        listed = len(page)  # reads the page
+        if listed < per_page and (listed or self.page_num == 1):
+            paginator.count = skipped + listed  # the paginator's cached count: no COUNT query
+        result_count = paginator.count
+        multi_page = result_count > per_page
+        if not multi_page and self.page_num > 1:
+            # Django lists a list that fits on one page whatever the page number.
+            page = self.queryset._clone()
+        elif multi_page:
+            try:
+                paginator.validate_number(self.page_num)
+            except InvalidPage:
+                raise IncorrectLookupParameters
+        full_result_count = self.root_queryset.count() if self.model_admin.show_full_result_count else None
+
+        self.result_count = result_count
+        self.show_full_result_count = self.model_admin.show_full_result_count
+        self.show_admin_actions = not self.show_full_result_count or bool(full_result_count)
+        self.full_result_count = full_result_count
+        self.result_list = page
+        self.can_show_all = result_count <= self.list_max_show_all
+        self.multi_page = multi_page
+        self.paginator = paginator
+
+
+class PageFirstCount:
+    """ModelAdmin mixin: the changelist reads its page before it counts (PageFirstChangeList)."""
+
+    def get_changelist(self, request, **kwargs):
+        return PageFirstChangeList
+
+
+class ReadOnlyAdmin(PageFirstCount, admin.ModelAdmin):
     """Rows written by the engine: looked at, never edited by hand."""
 
     show_full_result_count = False

@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from integrations.models import Integration, IntegrationEvent, Membership, SyncedRecord, SyncSession, Tenant
+from issues import counts
 from issues.models import ErrorCode, SyncIssue
 
 
@@ -89,6 +90,14 @@ class SyncIssueFactory(factory.django.DjangoModelFactory):
     external_id = factory.Sequence(lambda n: f"item-{n:07d}")
     first_seen_at = factory.LazyFunction(timezone.now)
     last_seen_at = factory.LazyFunction(timezone.now)
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        """An open issue counts on its integration, as the recorder keeps it."""
+        issue = super()._create(model_class, *args, **kwargs)
+        if issue.state == SyncIssue.State.OPEN:
+            counts.move(issue.integration_id, 1)
+        return issue
 
 
 class IntegrationEventFactory(factory.django.DjangoModelFactory):
