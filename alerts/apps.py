@@ -7,9 +7,11 @@ class AlertsConfig(AppConfig):
     verbose_name = "Alerts, incidents and webhooks"
 
     def ready(self):
+        from alerts import retention
         from integrations import events
 
         events.subscribe(kick_consumers)
+        retention.register()
 
 
 def kick_consumers():

@@ -92,3 +92,18 @@ def test_development_mode_from_a_dotenv_file(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], cwd=project, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "dbbackends.sqlite3"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [({}, max(2, os.cpu_count() or 1)), ({"Q_URGENT_WORKERS": "7"}, 7)],
+    ids=["sized for the machine", "set"],
+)
+def test_urgent_workers_are_sized_for_the_machine_unless_set(overrides, expected):
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.Q_CLUSTER['ALT_CLUSTERS']['urgent']['workers'])"
+    )
+    result = run(["-c", code], {**DEVELOPMENT, **overrides}, unset=("Q_URGENT_WORKERS",))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(expected)]

@@ -133,6 +133,9 @@ class Issue(Schema):
 
 class IntegrationList(Schema):
     integrations: list[Integration]
+    next: str | None = Field(
+        description="The cursor of the following page (`after`), or null on the last page."
+    )
 
 
 class IssuePage(Schema):
@@ -173,6 +176,11 @@ class Error(Schema):
 
 class SyncConflict(Error):
     session: Session | None = Field(description="The session already queued or running.")
+    queue_position: int | None = Field(
+        default=None,
+        description="A queued session's place in its cluster's queue (1 = next; counted up to 1000, "
+        "1001 meaning further back); null while it runs (its progress is in `session`).",
+    )
 
 
 # -- requests ---------------------------------------------------------------------------------------
@@ -238,6 +246,41 @@ class IssueFilters(Schema):
         """(issues, next cursor); `selectors.BadFilter` or `pagination.BadCursor` for what they refuse."""
         issues = selectors.filtered_issues(integration, self.model_dump(include=set(selectors.ISSUE_FILTERS)))
         return pagination.page_by_last_seen(issues, self.after, self.limit)
+
+
+def _api_status_filter(schema):
+    # Read when the document is generated, like the answer's `status`: the declarations are the one source.
+    schema["enum"] = list(selectors.integration_status_filter(api=True))
+    schema.pop("default", None)
+
+
+def _connector_keys(schema):
+    from integrations.connectors.base import connector_keys  # the registry fills on first use
+
+    schema["enum"] = connector_keys()
+    schema.pop("default", None)
+
+
+# Checked by `selectors.filtered_integrations`, as the portal's list checks them.
+class IntegrationFilters(Schema):
+    """Which integrations, and which page of them (by name, then id)."""
+
+    status: str = Field(
+        "",
+        description="A status word, as answers give it; any when left out.",
+        json_schema_extra=_api_status_filter,
+    )
+    connector: str = Field(
+        "", description="A connector key; any when left out.", json_schema_extra=_connector_keys
+    )
+    limit: Annotated[int, Field(ge=1, le=MAX_LIMIT), BeforeValidator(_page_size)] = 50
+    after: str = Field("", description="The `next` cursor of the previous page.")
+
+    def page(self, tenant):
+        """(integrations, next cursor); `selectors.BadFilter` or `pagination.BadCursor` for what they refuse."""
+        wanted = self.model_dump(include={"status", "connector"})
+        integrations = selectors.filtered_integrations(tenant, wanted, api=True)
+        return pagination.page_by_name(integrations, self.after, self.limit)
 
 
 class SyncRequest(Schema):

@@ -24,6 +24,7 @@ from portal.api.schemas import (
     ConnectionTest,
     Error,
     Integration,
+    IntegrationFilters,
     IntegrationList,
     IssueFilters,
     IssuePage,
@@ -134,12 +135,16 @@ NOT_FOUND = {404: "No such integration in your tenant."}
     "/integrations/",
     url_name="integrations",
     operation_id="listIntegrations",
-    summary="The tenant's integrations and their states",
-    **answers({200: IntegrationList}, KEY_ERRORS),
+    summary="The tenant's integrations and their states, by name, a page at a time",
+    **answers({200: IntegrationList}, {400: "A filter, limit or cursor is not valid.", **KEY_ERRORS}),
 )
-def integration_list(request):
-    """Deleted integrations are not listed."""
-    return {"integrations": selectors.integrations_for_tenant(request.tenant)}
+def integration_list(request, filters: Query[IntegrationFilters]):
+    """By name, then id. Deleted integrations are not listed. Follow `next` (as `after`) for the following page."""
+    try:
+        rows, next_cursor = filters.page(request.tenant)
+    except (selectors.BadFilter, pagination.BadCursor) as exc:
+        raise ApiError(400, "bad_request", str(exc)) from exc
+    return {"integrations": rows, "next": next_cursor}
 
 
 @api.get(
@@ -197,7 +202,9 @@ def integration_sync(request, integration: TenantIntegration, body: SyncRequest 
         session = start_sync(integration, kind=body.kind, trigger=SyncSession.Trigger.API)
     except AlreadySyncing as exc:
         running = Session.from_orm(exc.session).model_dump() if exc.session else None
-        raise ApiError(409, "already_syncing", exc.message, session=running) from exc
+        raise ApiError(
+            409, "already_syncing", exc.message, session=running, queue_position=exc.queue_position
+        ) from exc
     except SyncRefused as exc:
         raise ApiError(422, exc.code.lower(), exc.message) from exc
     session.refresh_from_db()

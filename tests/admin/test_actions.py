@@ -655,6 +655,26 @@ def test_refusals_change_nothing(staff_client, users, role, prepare, name, data,
     assert snapshot(integration) == before
 
 
+def test_already_syncing_says_where_the_open_session_stands(staff_client, users):
+    integration = active_integration()
+    now = timezone.now()
+    for _ in range(2):
+        SyncSessionFactory(integration=active_integration(), trigger="customer", queued_at=now - timedelta(minutes=1))
+    queued = SyncSessionFactory(integration=integration, trigger="staff", queued_at=now)
+
+    [(level, text)] = shown(post_action(staff_client(users["support"]), integration, "sync_now"))
+    assert level == "error"
+    assert f"session {queued.pk} is queued since" in text
+    assert "position 3 in the urgent queue (2 ahead of it)" in text
+
+    SyncSession.objects.filter(pk=queued.pk).update(
+        state="running", started_at=now - timedelta(seconds=30), items_seen=40, items_total=90
+    )
+    [(level, text)] = shown(post_action(staff_client(users["support"]), integration, "sync_now"))
+    assert f"session {queued.pk} is running since" in text
+    assert "40 of 90 items so far" in text
+
+
 @pytest.mark.parametrize("method", ["get", "post"])
 def test_unknown_action_and_unknown_integration_are_404(engineering_client, method):
     integration = active_integration()

@@ -395,9 +395,27 @@ def test_post_sync_while_one_runs_is_409_with_the_running_session(acme, api_clie
         1000,
     )
     assert f"session {running.pk} is running" in body["error"]["message"]
+    assert "(started 60 s ago), 300 of 1,000 items so far." in body["error"]["message"]
+    assert body["queue_position"] is None
     after = snapshot(acme)
     assert after["sessions"] == before["sessions"]
     assert after["events"] == before["events"]
+
+
+@pytest.mark.django_db
+def test_post_sync_while_one_is_queued_is_409_with_its_place_in_the_queue(acme, api_client, integration_in):
+    integration = integration_in(acme, name="Acme billing")
+    now = timezone.now()
+    for other in (integration_in(acme, name="Acme crm"), integration_in(acme, name="Acme mail")):
+        SyncSessionFactory(integration=other, state="queued", trigger="customer", queued_at=now - timedelta(minutes=3))
+    queued = SyncSessionFactory(integration=integration, state="queued", trigger="staff", queued_at=now)
+
+    response = api_client(acme).post(f"/api/v1/integrations/{integration.pk}/sync", data="", content_type=JSON)
+
+    body = assert_error(response, 409, "already_syncing")
+    assert body["session"]["id"] == queued.pk
+    assert body["queue_position"] == 3
+    assert "position 3 in the urgent queue (2 ahead of it)" in body["error"]["message"]
 
 
 @pytest.mark.django_db

@@ -8,10 +8,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from integrations.connectors.simulator import SimulatorConnector
 from integrations.models import Integration, IntegrationEvent, SyncedRecord, SyncSession
 from integrations.sync import reaper, scheduler
 from integrations.sync.finishing import finish_session
+from integrations.sync.prefetch import PageFeed
 from integrations.sync.reaper import reap
 from integrations.sync.runner import LeaseLost, SessionRun, claim, run_session
 from integrations.sync.starting import start_sync
@@ -236,21 +236,25 @@ def test_a_worker_renewing_its_lease_concurrently_is_never_reaped(error_catalog,
 
 
 @pytest.mark.django_db
-def test_runner_reaped_between_pages_stops_without_finishing_again(make_integration, monkeypatch):
+def test_runner_reaped_between_pages_stops_without_finishing_again(make_integration, monkeypatch, settings):
+    settings.SYNC_BATCH_PAGES = 1  # a transaction per page
     integration = make_integration("big-3000", page_size=500)
     session = start_sync(integration, kind=SyncSession.Kind.FULL, enqueue=False)
     reaped_at = timezone.now() + timedelta(hours=1)
     reaped = []
-    read_pages = SimulatorConnector.iter_pages
+    real_get = PageFeed.get
+    asked = []
 
-    def stalling_iter_pages(self, *, full, cursor):
-        pages = read_pages(self, full=full, cursor=cursor)
-        yield next(pages)
-        # Page 1 is written and its lease extended; the worker now stalls until the reaper gives up on it.
-        reaped.extend(reap(now=reaped_at))
-        yield from pages
+    def stalling_get(feed, until=None):
+        # The engine asks for the next page between transactions, in its own
+        # thread (the feed's thread never touches the database).
+        asked.append(until)
+        if len(asked) == 2:
+            # Page 1 is written and its lease extended; the worker now stalls until the reaper gives up on it.
+            reaped.extend(reap(now=reaped_at))
+        return real_get(feed, until=until)
 
-    monkeypatch.setattr(SimulatorConnector, "iter_pages", stalling_iter_pages)
+    monkeypatch.setattr(PageFeed, "get", stalling_get)
 
     assert run_session(session.pk) is None
 
@@ -271,6 +275,45 @@ def test_runner_reaped_between_pages_stops_without_finishing_again(make_integrat
             integration=integration, kind=IntegrationEvent.Kind.STATUS_CHANGED
         ).values_list("from_status", "to_status")
     ) == [(Status.SETUP, Status.UNKNOWN)]
+
+
+@pytest.mark.django_db
+def test_a_transaction_of_several_pages_that_lost_its_lease_writes_none_of_them(make_integration, monkeypatch, settings):
+    settings.SYNC_BATCH_PAGES = 5
+    settings.SYNC_BATCH_SECONDS = 600
+    integration = make_integration("big-3000", page_size=300)
+    session = start_sync(integration, kind=SyncSession.Kind.FULL, enqueue=False)
+    reaped_at = timezone.now() + timedelta(hours=1)
+    real_get = PageFeed.get
+    asked, heartbeats = [], []
+
+    def get_after_the_reaper(feed, until=None):
+        asked.append(until)
+        if len(asked) == 2:
+            # Pages 1-5 are committed with their lease; the reaper gives up on the session now.
+            reap(now=reaped_at)
+        return real_get(feed, until=until)
+
+    def counted_heartbeat(run, now):
+        heartbeats.append(now)
+        return real_heartbeat(run, now)
+
+    real_heartbeat = SessionRun.heartbeat
+    monkeypatch.setattr(PageFeed, "get", get_after_the_reaper)
+    # Every page read joins the transaction in hand, up to SYNC_BATCH_PAGES: two transactions of five.
+    monkeypatch.setattr(PageFeed, "ready", lambda feed: real_get(feed))
+    monkeypatch.setattr(SessionRun, "heartbeat", counted_heartbeat)
+
+    assert run_session(session.pk) is None
+
+    assert len(heartbeats) == 2
+    session.refresh_from_db()
+    assert (session.state, session.error_code_id, session.finished_at) == (State.UNKNOWN, "SYNC_LEASE_LOST", reaped_at)
+    # The first transaction's five pages and its counters stay; none of the second's five.
+    assert (session.pages, session.items_seen, session.items_created) == (5, 1500, 1500)
+    records = SyncedRecord.objects.filter(integration=integration)
+    assert records.count() == 1500
+    assert set(records.values_list("external_id", flat=True)) == {f"item-{n:07d}" for n in range(1, 1501)}
 
 
 @pytest.mark.django_db

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from integrations import api_keys, services
 from integrations import status as machine
@@ -170,13 +171,17 @@ def test_a_sync_that_cannot_run_is_refused_with_a_clear_message(
 ):
     integration = integration_in(acme.tenant, status, name="Acme billing")
     if running:
-        SyncSessionFactory(integration=integration, state=SyncSession.State.RUNNING, items_seen=10)
+        SyncSessionFactory(
+            integration=integration, state=SyncSession.State.RUNNING, items_seen=10, started_at=timezone.now()
+        )
     before = snapshot(acme.tenant)
     client = log_in(acme.admin)
     for kind in ("quick", "full"):
         response = client.post(reverse("portal:sync", args=[integration.pk]), {"kind": kind}, follow=True)
         assert response.status_code == 200
         assert [m for m in messages_of(response) if m.startswith(expected)], messages_of(response)
+        if running:
+            assert [m for m in messages_of(response) if m.endswith("10 items so far.")], messages_of(response)
     assert snapshot(acme.tenant) == before
     if not running:
         # The General tab says so before anyone presses a button.
