@@ -12,6 +12,7 @@ counts, unsuccessful session).
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -24,6 +25,7 @@ if str(ROOT) not in sys.path:
 
 WORKER = Path(__file__).resolve().parent / "sync_throughput.py"
 CARDDAV_WORKER = Path(__file__).resolve().parent / "carddav_throughput.py"
+SCALE_WORKER = Path(__file__).resolve().parent / "scale.py"
 POSTGRES_SCHEMES = ("postgres", "postgresql", "pgsql", "psql")
 LABELS = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 
@@ -31,6 +33,7 @@ TARGET_ITEMS_PER_S = 10_000
 TARGET_VS_NAIVE = 20.0
 TARGET_RESYNC_SPEEDUP = 3.0
 TARGET_RSS_RATIO = 1.3
+TARGET_VS_COPY = 0.5
 
 
 def postgres_url():
@@ -69,6 +72,7 @@ def run_backend(backend, simulator_url, args, database_url=None):
 def figures(result):
     big, small, naive = result["big"], result["small"], result["naive"]
     first = big["items_per_s"]
+    copy = (result.get("copy") or {}).get("rows_per_s")
     return {
         "ceiling": result["ceiling"]["items_per_s"],
         "first": first,
@@ -85,6 +89,9 @@ def figures(result):
         "quick_resync_s": big["quick_resync"]["seconds"],
         "rss_ratio": big["rss_kib"] / small["rss_kib"],
         "of_ceiling": first / result["ceiling"]["items_per_s"],
+        "resync_of_ceiling": big["resync"]["items_per_s"] / result["ceiling"]["items_per_s"],
+        "copy": copy,
+        "vs_copy": first / copy if copy else None,
     }
 
 
@@ -114,6 +121,9 @@ def check(result):
             problems.append(f"{what}: ru_maxrss {run['rss_kib']} KiB exceeds VmHWM {hwm} KiB (inherited peak?)")
     expect_sync(problems, "unchanged re-sync", result["big"]["resync"], items, created=0, unchanged=items)
     expect_sync(problems, "unchanged quick re-sync", result["big"]["quick_resync"], 0, created=0, unchanged=0)
+    copy = result.get("copy")
+    if copy and copy["stored"] != items:
+        problems.append(f"raw COPY: {copy['stored']} records stored, expected {items}")
     naive = result["naive"]
     if naive["stored"] != naive_items:
         problems.append(f"naive baseline: {naive['stored']} records stored, expected {naive_items}")
@@ -149,6 +159,8 @@ def print_report(results, args, elapsed):
     rows = [
         header,
         [f"Ceiling: fetch + parse {n:,}, no database", *cells(lambda f: rate(f["ceiling"]))],
+        [f"Raw COPY of the same {n:,} rows (PostgreSQL)",
+         *cells(lambda f: f"{f['copy']:,.0f} rows/s" if f["copy"] else "n/a")],
         [f"First full sync of {n:,}", *cells(lambda f: rate(f["first"]))],
         [f"Unchanged full re-sync of {n:,}", *cells(lambda f: rate(f["resync"]))],
         [f"Unchanged quick (incremental) re-sync of {n:,}", *cells(lambda f: f"{f['quick_resync_s']:.2f} s")],
@@ -170,6 +182,10 @@ def print_report(results, args, elapsed):
          lambda x: f"{x:,.0f}/s"),
         (f"First full sync vs naive >= {TARGET_VS_NAIVE:g}x", "vs_naive", lambda x: x >= TARGET_VS_NAIVE,
          lambda x: f"{x:.2f}x"),
+        (f"First full sync vs raw COPY >= {TARGET_VS_COPY:g}x", "vs_copy", lambda x: x >= TARGET_VS_COPY,
+         lambda x: f"{x:.2f}x"),
+        (f"Unchanged full re-sync >= {TARGET_RESYNC_SPEEDUP:g}x faster", "full_resync_speedup",
+         lambda x: x >= TARGET_RESYNC_SPEEDUP, lambda x: f"{x:.2f}x"),
         (f"Unchanged (quick) re-sync >= {TARGET_RESYNC_SPEEDUP:g}x faster", "resync_speedup",
          lambda x: x >= TARGET_RESYNC_SPEEDUP, lambda x: f"{x:.2f}x"),
         (f"RSS({n // 1000}k) <= {TARGET_RSS_RATIO:g} x RSS({s // 1000}k)", "rss_ratio",
@@ -185,6 +201,10 @@ def print_report(results, args, elapsed):
                 failed = failed or b == "postgres"
                 continue
             value = figs[b][key]
+            if value is None:  # not measured on this backend (the raw COPY is PostgreSQL's)
+                row.append("n/a")
+                failed = failed or b == "postgres"
+                continue
             good = passes(value)
             if b == "postgres":
                 row.append(f"{show(value)}  {'PASS' if good else 'FAIL'}")
@@ -194,6 +214,9 @@ def print_report(results, args, elapsed):
         rows.append(row)
     rows.append(["First full sync / ceiling (info)",
                  *cells(lambda f: f"{f['of_ceiling']:.0%} of ceiling")])
+    # A full re-sync still reads and parses every page: the ceiling bounds it.
+    rows.append(["Unchanged full re-sync / ceiling (info)",
+                 *cells(lambda f: f"{f['resync_of_ceiling']:.0%} of ceiling")])
     table(rows, [40] + [26] * len(backends))
     for b in backends:
         resync = results[b]["big"]["resync"] if ok[b] else {}
@@ -220,6 +243,115 @@ def print_report(results, args, elapsed):
         else:
             print(f"{LABELS[b]} checks: ok (every sync succeeded with the expected counts; ru_maxrss matches VmHWM)")
     print(f"Total {elapsed:.0f} s.")
+    return failed
+
+
+def run_scale(backend, simulator_url, args, database_url=None, *, full=True):
+    """bench/scale.py for one backend: the scheduler at scale; when `full`, sustained syncs and the purge too."""
+    command = [
+        sys.executable, str(SCALE_WORKER), "--backend", backend, "--simulator", simulator_url,
+        "--due", str(args.scale_due), "--workers", str(args.scale_workers),
+        "--seconds", str(args.scale_seconds if full else 0), "--purge-rows", str(args.purge_rows if full else 0),
+    ]
+    if database_url:
+        command += ["--database-url", database_url]
+    env = dict(os.environ)
+    env.pop("DATABASE_URL", None)
+    started = time.monotonic()
+    completed = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    lines = completed.stdout.strip().splitlines()
+    if completed.returncode != 0 or not lines:
+        return {"error": f"exited with status {completed.returncode}"}
+    result = json.loads(lines[-1])
+    result["elapsed"] = time.monotonic() - started
+    return result
+
+
+def scale_problems(result):
+    """What the scale runs did wrong; [] when all is well."""
+    problems = []
+    tick = result["tick"]
+    if tick["queued"] != tick["due"] or tick["queued_with_task"] != tick["due"]:
+        problems.append(f"tick: {tick['queued']} queued ({tick['queued_with_task']} with a task) of {tick['due']} due")
+    if tick["seconds"] > tick["budget_seconds"]:
+        problems.append(f"tick: {tick['seconds']:.1f} s, over its budget of {tick['budget_seconds']:.0f} s")
+    purge = result.get("retention")
+    if purge:
+        made = sum(purge["made"].values())
+        if "error" in purge["purge"]:
+            problems.append(f"purge: {purge['purge']['error']}")
+        elif purge["purge"]["rows"] != made:
+            problems.append(f"purge: {purge['purge']['rows']} rows purged of {made} made old")
+        for what in ("sync_during", "sync_alone"):
+            if purge[what]["session"]["state"] != "succeeded":
+                problems.append(f"{what}: session ended {purge[what]['session']['state']}")
+    return problems
+
+
+def purge_cell(result):
+    if "retention" not in result:
+        return "-"
+    purge = result["retention"]["purge"]
+    if "error" in purge:
+        return "failed"
+    return f"{purge['seconds']:.1f} s ({purge['rows'] / purge['seconds']:,.0f} rows/s)"
+
+
+def sync_cell(result, which):
+    if "retention" not in result:
+        return "-"
+    sync = result["retention"][which]
+    overlap = "" if sync.get("purge_still_running", True) else " (purge over first)"
+    return f"{sync['seconds']:.2f} s{overlap}"
+
+
+def print_scale(results, args):
+    """Print the scale figures; True when a backend could not be measured or a check failed."""
+    backends = list(results)
+    ok = {b: "error" not in results[b] for b in backends}
+
+    def cells(fn):
+        return [fn(results[b]) if ok[b] else "n/a" for b in backends]
+
+    print()
+    print(f"Scale: one scheduler tick at {args.scale_due:,} due (planner statistics taken before they existed, "
+          f"10,000 more integrations with an open session); {args.scale_workers} worker processes; "
+          f"a retention purge of {args.purge_rows:,} old rows")
+    rows = [
+        ["", *(LABELS[b] for b in backends)],
+        ["Due query (first batch of 1,000)", *cells(lambda r: f"{r['tick']['due_query_ms']:.1f} ms")],
+        [f"Tick: {args.scale_due:,} due, all queued", *cells(lambda r: f"{r['tick']['seconds']:.2f} s")],
+        ["  queries, enqueueing to the ORM broker included",
+         *cells(lambda r: f"{r['tick']['queries']} in {r['tick']['batches']} batches")],
+    ]
+    if args.scale_seconds:
+        rows.append([f"Sustained syncs, {args.scale_workers} workers, {args.scale_seconds} s (healthy, 120 items)",
+                     *cells(lambda r: f"{r['workers']['per_minute']:,.0f}/min" if "workers" in r else "-")])
+        rows.append([f"  needed for {args.scale_due:,} hourly syncs",
+                     *cells(lambda r: f"{math.ceil(args.scale_due / 60):,}/min")])
+    if args.purge_rows:
+        rows += [
+            [f"Purge of {args.purge_rows:,} old rows", *cells(purge_cell)],
+            ["Full sync of 10,000 while the purge runs", *cells(lambda r: sync_cell(r, "sync_during"))],
+            ["The same sync, no purge", *cells(lambda r: sync_cell(r, "sync_alone"))],
+        ]
+    rows.append(["Scale run time", *cells(lambda r: f"{r['elapsed']:.0f} s")])
+    table(rows, [60] + [22] * len(backends))
+    failed = False
+    for b in backends:
+        if not ok[b]:
+            print(f"{LABELS[b]} scale: NOT MEASURED, bench/scale.py {results[b]['error']} (see its output above).")
+            failed = True
+            continue
+        problems = scale_problems(results[b])
+        if problems:
+            failed = True
+            print(f"{LABELS[b]} scale checks: FAILED")
+            for problem in problems:
+                print(f"  - {problem}")
+        else:
+            print(f"{LABELS[b]} scale checks: ok (every due integration queued with its task within the tick's "
+                  "budget; where measured, every old row purged and both syncs succeeded)")
     return failed
 
 
@@ -280,6 +412,17 @@ def main(argv=None):
                         help="diagnostic: turn off Django's DEBUG query log in the syncs (DEBUG stays 1 otherwise)")
     parser.add_argument("--carddav-contacts", type=int, default=5000,
                         help="contacts of the CardDAV (Radicale) sync (default 5000; 0 skips it)")
+    parser.add_argument("--scale-due", type=int, default=20_000,
+                        help="integrations due at the measured scheduler tick (default 20000)")
+    parser.add_argument("--scale-workers", type=int, default=4,
+                        help="worker processes for the sustained syncs per minute (default 4)")
+    parser.add_argument("--scale-seconds", type=int, default=30,
+                        help="how long the workers run (default 30; 0 skips)")
+    parser.add_argument("--purge-rows", type=int, default=1_000_000,
+                        help="old rows the retention purge removes (default 1000000; 0 skips)")
+    parser.add_argument("--no-scale", action="store_true", help="skip bench/scale.py (scheduler, workers, purge)")
+    parser.add_argument("--scale-everywhere", action="store_true",
+                        help="workers and purge on every backend (default: only the last, PostgreSQL if measured)")
     args = parser.parse_args(argv)
 
     os.environ["DJANGO_SETTINGS_MODULE"] = "syncconsole.settings"
@@ -303,13 +446,22 @@ def main(argv=None):
         if saved_url is not None:
             os.environ["DATABASE_URL"] = saved_url
     print(f"Vendor simulator at {simulator.base_url}", file=sys.stderr, flush=True)
-    results = {}
+    results, scale = {}, {}
     try:
         for backend in backends:
             results[backend] = run_backend(backend, simulator.base_url, args, pg_url if backend == "postgres" else None)
+        if not args.no_scale:
+            # The tick on every backend; the workers and the purge (minutes) on the last one, PostgreSQL
+            # when there is one, unless --scale-everywhere.
+            for backend in backends:
+                full = args.scale_everywhere or backend == backends[-1]
+                url = pg_url if backend == "postgres" else None
+                scale[backend] = run_scale(backend, simulator.base_url, args, url, full=full)
     finally:
         simulator.cleanup()
     failed = print_report(results, args, time.monotonic() - started)
+    if scale:
+        failed = print_scale(scale, args) or failed
     if args.carddav_contacts:
         failed = print_carddav(run_carddav(args.carddav_contacts), args.carddav_contacts) or failed
     return 1 if failed else 0

@@ -8,6 +8,8 @@ database on the server the URL names, dropped at the end), migrates it, and
 measures on it:
 
 - the ceiling: the connector's pages fetched and parsed, nothing written;
+- on PostgreSQL, a raw COPY of the rows a first full sync of big-N stores
+  (same table, same columns), the physical limit the sync is compared with;
 - the first full sync of big-N and its unchanged re-sync, through the real
   engine (create_integration, start_sync, run_session), in a fresh process;
 - the first full sync of a smaller big-N in another fresh process, for the
@@ -257,11 +259,10 @@ class BenchDatabase:
             self.tempdir = tempfile.mkdtemp(prefix="syncconsole-bench-")
             self.url = f"sqlite:///{self.tempdir}/bench.sqlite3"
         else:
-            import psycopg
             from psycopg import sql
 
             self.pg_name = f"syncconsole_bench_{os.getpid()}"
-            with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            with self.admin_connection() as conn:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(self.pg_name)))
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.pg_name)))
             self.url = with_database(self.admin_url, self.pg_name)
@@ -279,14 +280,24 @@ class BenchDatabase:
                 connections.close_all()
             except Exception:  # Django may not be set up yet
                 pass
-            import psycopg
             from psycopg import sql
 
-            with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            with self.admin_connection() as conn:
                 conn.execute(
                     sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.pg_name))
                 )
             self.pg_name = None
+
+    def admin_connection(self):
+        """A connection to the server the URL names: to its database, or to `postgres` when that one does not exist."""
+        import psycopg
+
+        try:
+            return psycopg.connect(self.admin_url, autocommit=True)
+        except psycopg.OperationalError as exc:
+            if "does not exist" not in str(exc):
+                raise
+            return psycopg.connect(with_database(self.admin_url, "postgres"), autocommit=True)
 
     def describe(self):
         if self.backend == "sqlite":
@@ -311,6 +322,45 @@ def measure_ceiling(simulator, count):
             items += len(page.items)
         seconds = time.perf_counter() - started
     return {"items": items, "pages": pages, "seconds": seconds, "items_per_s": items / seconds}
+
+
+def measure_copy(simulator, count):
+    """PostgreSQL: the rows a first full sync of big-N stores, written with one raw COPY; None elsewhere.
+
+    The same table and columns as the engine writes, for an integration of
+    its own; the rows (external id, content hash, canonical JSON) are read
+    and prepared before the clock starts. Timed: the COPY and its commit.
+    """
+    import hashlib
+
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from integrations.connectors.base import get_connector_class
+    from integrations.connectors.http import VendorHttp
+    from integrations.models import SyncedRecord
+    from integrations.sync.records import RECORD_COLUMNS, RECORDS, canonical_json
+
+    if connection.vendor != "postgresql":
+        return None
+    integration = new_integration(simulator, count, "copy")
+    rows = []
+    with VendorHttp() as http:
+        connector = get_connector_class(integration.connector)(integration.settings, integration.get_credentials(), http)
+        for page in connector.iter_pages(full=True, cursor=""):
+            for item in page.items:
+                text = canonical_json(item.data)
+                rows.append((item.external_id, hashlib.sha256(text.encode()).hexdigest(), text))
+    now = timezone.now().isoformat()
+    head, tail = (integration.pk, ITEM_TYPE), (now, now, None, False, None)
+    started = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY {RECORDS} ({RECORD_COLUMNS}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(head + row + tail)
+    seconds = time.perf_counter() - started
+    stored = SyncedRecord.objects.filter(integration=integration).count()
+    return {"rows": len(rows), "stored": stored, "seconds": seconds, "rows_per_s": len(rows) / seconds}
 
 
 def measure_naive(simulator, count):
@@ -395,6 +445,10 @@ def run_backend(args):
         say(f"[{name}] first full sync of {args.items:,} in a fresh process: "
             f"{big['items_per_s']:,.0f} items/s, peak RSS {big['rss_kib'] / 1024:.1f} MiB; "
             f"unchanged re-sync {big['resync']['items_per_s']:,.0f} items/s")
+
+        results["copy"] = measure_copy(args.simulator, args.items)
+        if results["copy"]:
+            say(f"[{name}] raw COPY of the same {args.items:,} rows: {results['copy']['rows_per_s']:,.0f} rows/s")
 
         results["naive"] = measure_naive(args.simulator, args.naive_items)
         say(f"[{name}] naive per-item save of {args.naive_items:,}: {results['naive']['items_per_s']:,.0f} items/s")

@@ -1,34 +1,126 @@
 """Writing one page of items: skip unchanged by content hash, upsert the rest.
 
 A page costs a fixed number of queries whatever its size: one SELECT of the
-existing hashes, one upsert of the new and changed items, and on a full sync
-one insert of the unchanged ids into SeenItem (so that what was not seen can
-be marked deleted at the end without rewriting every unchanged record).
+existing hashes (a second for a page in no particular order; none on a first
+sync, see `write_page`), one write of the new items and one upsert of the
+changed ones, and on a full sync one insert of the unchanged ids into
+SeenItem (so that what was not seen can be marked deleted at the end without
+rewriting every unchanged record).
 
 The writes bypass the ORM's per-object SQL compilation, which costs more than
-the database itself at thousands of items a second: PostgreSQL gets COPY into
-a staging table and one INSERT ... ON CONFLICT, SQLite one executemany.
+the database itself at thousands of items a second. PostgreSQL: new items go
+straight into the records table with COPY (in a savepoint: should a row with
+one of their ids have appeared meanwhile, they take the upsert path instead),
+changed ones through COPY into a staging table and one INSERT ... ON
+CONFLICT. SQLite: one executemany with ON CONFLICT. Unchanged items cost a
+hash and a comparison: no row is built for them.
+
 Each item's JSON is serialised once, for its hash and for the row.
 """
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 
-from django.db import connection
+import orjson
+from django.db import IntegrityError, connection, transaction
 
 from integrations.models import SeenItem, SyncedRecord
 
 RECORDS = SyncedRecord._meta.db_table
 SEEN = SeenItem._meta.db_table
+RECORD_COLUMNS = (
+    "integration_id, item_type, external_id, content_hash, data, "
+    "first_synced_at, last_synced_at, seen_session_id, deleted, deleted_at"
+)
+
+# Types the standard library's json would refuse or write differently
+# (datetimes, dataclasses, subclasses of str/int/dict/list) make orjson raise,
+# so that they take the standard library's path.
+_ORJSON_OPTIONS = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+_SCALARS = frozenset({str, int, bool, type(None)})
+# What json.dumps(ensure_ascii=True) escapes and orjson writes as is.
+_NOT_ASCII = re.compile("[\x7f-\U0010ffff]")
+
+
+def _escape(match):
+    code = ord(match.group())
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 | (code >> 10):04x}\\u{0xDC00 | (code & 0x3FF):04x}"
+
+
+def _written_alike(value):
+    """Whether orjson writes `value` as json.dumps does, but for the escapes `_escape` puts right.
+
+    Only floats differ: repr() writes an exponent below 1e-4 and from 1e16
+    (orjson: 0.00001, 1e16), and orjson writes NaN and Infinity as null.
+    """
+    kind = type(value)
+    if kind is dict:
+        values = value.values()
+    elif kind is list or kind is tuple:
+        values = value
+    elif kind is float:
+        size = abs(value)
+        return size == 0.0 or 1e-4 <= size < 1e16  # False for NaN and Infinity
+    else:
+        return True
+    # Most items are flat: their values' types tell at once.
+    return _SCALARS.issuperset(map(type, values)) or all(map(_written_alike, values))
+
+
+def _stdlib_json(data):
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
 def canonical_json(data):
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+    """The item's JSON as every stored hash was computed: sorted keys, no spaces, ASCII only.
+
+    That is `json.dumps(data, sort_keys=True, separators=(",", ":"))`, byte for
+    byte; orjson writes it several times faster, and whatever orjson could
+    write differently goes to json itself: floats repr() writes with an
+    exponent, NaN and Infinity, integers past 64 bits, lone surrogates,
+    datetimes and other types json refuses (but UUIDs and enums, which no
+    item parsed from JSON or a vCard holds). Non-ASCII characters are
+    escaped as json escapes them. Changing this text changes every item's
+    hash: each would look changed once.
+    """
+    try:
+        raw = orjson.dumps(data, option=_ORJSON_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError; json decides (and raises what it raised before)
+        return _stdlib_json(data)
+    if not _written_alike(data):
+        return _stdlib_json(data)
+    text = raw.decode()
+    if not raw.isascii() or b"\x7f" in raw:
+        text = _NOT_ASCII.sub(_escape, text)
+    return text
 
 
 def content_hash(data):
     return hashlib.sha256(canonical_json(data).encode()).hexdigest()
+
+
+def item_contents(items):
+    """{id(item): (content hash, canonical JSON, its COPY text)} of a page's items, for `write_page`.
+
+    Pure: the page feed's thread computes it while the engine writes the
+    page before, so that the engine's thread spends its time on the database.
+    """
+    contents = {}
+    for item in items:
+        text = canonical_json(item.data)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        contents[id(item)] = (digest, text, _copy_line(item.external_id, digest, text))
+    return contents
 
 
 @dataclass
@@ -46,34 +138,68 @@ def _postgres():
 
 def existing_rows(integration, session, item_type, external_ids):
     """{external id: (hash, deleted, seen in this session)} for the ids that have a record."""
+    if _postgres():
+        return _existing_rows_postgres(integration, session, item_type, list(external_ids))
     with connection.cursor() as cursor:
-        if _postgres():
-            # One index lookup per id (LATERAL ... LIMIT 1), whatever the
-            # planner's statistics say: during a first big sync the table
-            # grows far past what they describe, and a hash join over all the
-            # integration's records per page would make the sync quadratic.
-            cursor.execute(
-                f"""SELECT r.external_id, r.content_hash, r.deleted, (r.seen_session_id = %s OR s.hit IS NOT NULL)
-                    FROM unnest(%s::text[]) AS ids(external_id)
-                    CROSS JOIN LATERAL (
-                        SELECT external_id, content_hash, deleted, seen_session_id FROM {RECORDS}
-                        WHERE integration_id = %s AND item_type = %s AND external_id = ids.external_id LIMIT 1) r
-                    LEFT JOIN LATERAL (
-                        SELECT 1 AS hit FROM {SEEN}
-                        WHERE session_id = %s AND external_id = ids.external_id LIMIT 1) s ON true""",
-                [session.pk, list(external_ids), integration.pk, item_type, session.pk],
-            )
-        else:
-            placeholders = ",".join(["%s"] * len(external_ids))
-            cursor.execute(
-                f"""SELECT r.external_id, r.content_hash, r.deleted,
-                           (r.seen_session_id = %s OR EXISTS (
-                               SELECT 1 FROM {SEEN} s WHERE s.session_id = %s AND s.external_id = r.external_id))
-                    FROM {RECORDS} r
-                    WHERE r.integration_id = %s AND r.item_type = %s AND r.external_id IN ({placeholders})""",
-                [session.pk, session.pk, integration.pk, item_type, *external_ids],
-            )
+        placeholders = ",".join(["%s"] * len(external_ids))
+        cursor.execute(
+            f"""SELECT r.external_id, r.content_hash, r.deleted,
+                       (r.seen_session_id = %s OR EXISTS (
+                           SELECT 1 FROM {SEEN} s WHERE s.session_id = %s AND s.external_id = r.external_id))
+                FROM {RECORDS} r
+                WHERE r.integration_id = %s AND r.item_type = %s AND r.external_id IN ({placeholders})""",
+            [session.pk, session.pk, integration.pk, item_type, *external_ids],
+        )
         return {row[0]: (row[1], bool(row[2]), bool(row[3])) for row in cursor.fetchall()}
+
+
+# PostgreSQL reads a page's stored rows through the unique index, whatever
+# the planner's statistics say: during a first big sync the table grows far
+# past what they describe, and a hash join over all the integration's
+# records per page would make the sync quadratic. Vendors list items in an
+# order of their own, most often by id: the rows between the page's smallest
+# and largest id (in the database's collation) are then one ordered index
+# range, read at once with what SeenItem notes in the same range (ORDER BY
+# ... LIMIT: the index order). A page in no particular order spans much of
+# the table: when the range holds more than twice the page, the page is
+# looked up id by id instead (LATERAL ... LIMIT 1). The ids travel as one
+# JSON text, which costs far less to send than an array of quoted values.
+_IN_RANGE = f"""WITH span AS (SELECT min(x) AS lo, max(x) AS hi FROM jsonb_array_elements_text(%(ids)s::jsonb) AS ids(x))
+    SELECT r.external_id, r.content_hash, r.deleted, r.seen_session_id = %(session)s OR r.external_id IN (
+            SELECT s.external_id FROM span CROSS JOIN LATERAL (
+                SELECT external_id FROM {SEEN} WHERE session_id = %(session)s
+                AND external_id BETWEEN span.lo AND span.hi ORDER BY external_id LIMIT %(limit)s) s)
+    FROM span CROSS JOIN LATERAL (
+        SELECT external_id, content_hash, deleted, seen_session_id FROM {RECORDS}
+        WHERE integration_id = %(integration)s AND item_type = %(item_type)s
+        AND external_id BETWEEN span.lo AND span.hi ORDER BY external_id LIMIT %(limit)s) r"""
+_ONE_BY_ONE = f"""SELECT r.external_id, r.content_hash, r.deleted, (r.seen_session_id = %(session)s OR s.hit IS NOT NULL)
+    FROM jsonb_array_elements_text(%(ids)s::jsonb) AS ids(x)
+    CROSS JOIN LATERAL (
+        SELECT external_id, content_hash, deleted, seen_session_id FROM {RECORDS}
+        WHERE integration_id = %(integration)s AND item_type = %(item_type)s AND external_id = ids.x LIMIT 1) r
+    LEFT JOIN LATERAL (
+        SELECT 1 AS hit FROM {SEEN} WHERE session_id = %(session)s AND external_id = ids.x LIMIT 1) s ON true"""
+
+
+def _existing_rows_postgres(integration, session, item_type, external_ids):
+    # SeenItem only notes stored records: if its range is full, the records' range is too.
+    limit = 2 * len(external_ids) + 10
+    params = {
+        "ids": orjson.dumps(external_ids).decode(),
+        "integration": integration.pk,
+        "item_type": item_type,
+        "session": session.pk,
+        "limit": limit,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_IN_RANGE, params)
+        rows = cursor.fetchall()
+        if len(rows) == limit:
+            cursor.execute(_ONE_BY_ONE, params)
+            rows = cursor.fetchall()
+    wanted = set(external_ids)
+    return {row[0]: (row[1], bool(row[2]), bool(row[3])) for row in rows if row[0] in wanted}
 
 
 UPSERT_SET = """content_hash = excluded.content_hash, data = excluded.data, last_synced_at = excluded.last_synced_at,
@@ -98,8 +224,7 @@ def upsert(integration, session, item_type, rows, now):
                 for row in rows:
                     copy.write_row(row)
             cursor.execute(
-                f"""INSERT INTO {RECORDS} (integration_id, item_type, external_id, content_hash, data,
-                        first_synced_at, last_synced_at, seen_session_id, deleted, deleted_at)
+                f"""INSERT INTO {RECORDS} ({RECORD_COLUMNS})
                     SELECT %s, %s, external_id, content_hash, data, %s, %s, %s, false, NULL FROM sync_page_stage
                     ON CONFLICT (integration_id, item_type, external_id) DO UPDATE SET {UPSERT_SET}""",
                 [integration.pk, item_type, now, now, session.pk],
@@ -107,20 +232,64 @@ def upsert(integration, session, item_type, rows, now):
             cursor.execute("TRUNCATE sync_page_stage")
         else:
             cursor.executemany(
-                f"""INSERT INTO {RECORDS} (integration_id, item_type, external_id, content_hash, data,
-                        first_synced_at, last_synced_at, seen_session_id, deleted, deleted_at)
+                f"""INSERT INTO {RECORDS} ({RECORD_COLUMNS})
                     VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 0, NULL)
                     ON CONFLICT (integration_id, item_type, external_id) DO UPDATE SET {UPSERT_SET}""",
                 [(integration.pk, item_type, eid, digest, data, now, now, session.pk) for eid, digest, data in rows],
             )
 
 
+BACKSLASH, ESCAPED_BACKSLASH = "\\", "\\\\"
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_value(value):
+    """A text value as COPY's text format writes it."""
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_COPY_ESCAPES)
+    return value
+
+
+def _copy_line(external_id, digest, text):
+    """The middle of a record's COPY line: external id, hash and JSON (which holds no tab, newline or carriage return)."""
+    return f"{_copy_value(external_id)}\t{digest}\t{text.replace(BACKSLASH, ESCAPED_BACKSLASH)}"
+
+
+def insert_new(integration, session, item_type, rows, now, *, upsert_if_taken=True):
+    """Store (external id, hash, json, COPY text or None) rows that had no record when the page was read.
+
+    PostgreSQL: COPY straight into the records table, as fast as the
+    database takes rows; the COPY text is written here, a line per row, the
+    parts every row shares formatted once. Only one session of an
+    integration runs, so nobody else inserts these ids; if a row appeared all
+    the same (a session whose lease ran out, still writing), the savepoint
+    takes the COPY back and the rows go through the upsert, or, without
+    `upsert_if_taken`, nothing is written and False says so.
+    """
+    if not _postgres():
+        upsert(integration, session, item_type, [row[:3] for row in rows], now)
+        return True
+    at = _db_time(now).isoformat()
+    head = f"{integration.pk}\t{_copy_value(item_type)}\t"
+    tail = f"\t{at}\t{at}\t{session.pk}\tf\t\\N\n"
+    text = "".join([f"{head}{line or _copy_line(eid, digest, data)}{tail}" for eid, digest, data, line in rows])
+    try:
+        with transaction.atomic(), connection.cursor() as cursor, connection.wrap_database_errors:
+            with cursor.cursor.copy(f"COPY {RECORDS} ({RECORD_COLUMNS}) FROM STDIN") as copy:
+                copy.write(text)
+    except IntegrityError:
+        if not upsert_if_taken:
+            return False
+        upsert(integration, session, item_type, [row[:3] for row in rows], now)
+    return True
+
+
 def mark_seen(session, external_ids):
     with connection.cursor() as cursor:
         if _postgres():
+            head = f"{session.pk}\t"
             with cursor.cursor.copy(f"COPY {SEEN} (session_id, external_id) FROM STDIN") as copy:
-                for external_id in external_ids:
-                    copy.write_row((session.pk, external_id))
+                copy.write("".join([f"{head}{_copy_value(external_id)}\n" for external_id in external_ids]))
         else:
             cursor.executemany(
                 f"INSERT INTO {SEEN} (session_id, external_id) VALUES (%s, %s)",
@@ -128,12 +297,20 @@ def mark_seen(session, external_ids):
             )
 
 
-def write_page(integration, session, item_type, items, *, full, now, want_ids=()):
+def write_page(integration, session, item_type, items, *, full, now, want_ids=(), contents=None, fresh=False):
     """Upsert the page's items; returns counts and the duplicates it met.
 
     `items` are connector Items already filtered to the ones to store. An id
     seen twice (in this page, or on an earlier page of the same full sync) is
-    a duplicate: the first copy wins.
+    a duplicate: the first copy wins. `contents`, from `item_contents`, saves
+    computing the items' JSON and hashes here.
+
+    `fresh`: the integration had no record of this item type when the
+    session began, so a stored row can only be one this session wrote. On
+    PostgreSQL the page is then written as new without reading anything
+    first: the unique constraint refuses an id written before (the savepoint
+    takes the page back), and only then is the page read and written the
+    usual way.
     """
     result = PageResult()
     by_id, duplicates = {}, []
@@ -146,28 +323,45 @@ def write_page(integration, session, item_type, items, *, full, now, want_ids=()
         result.duplicates = tuple(duplicates)
         return result
 
+    contents = contents or {}
+
+    def content_of(item):
+        content = contents.get(id(item))
+        if content is None:
+            text = canonical_json(item.data)
+            content = (hashlib.sha256(text.encode()).hexdigest(), text, None)
+        return content
+
+    if fresh and _postgres():
+        new = [(external_id, *content_of(item)) for external_id, item in by_id.items()]
+        if insert_new(integration, session, item_type, new, now, upsert_if_taken=False):
+            result.created = len(new)
+            return _finished(result, duplicates, integration, item_type, want_ids)
+
     existing = existing_rows(integration, session, item_type, list(by_id))
-    to_write, unchanged_ids = [], []
+    new, changed, unchanged_ids = [], [], []
     for external_id, item in by_id.items():
-        text = canonical_json(item.data)
-        digest = hashlib.sha256(text.encode()).hexdigest()
+        digest, text, line = content_of(item)
         old = existing.get(external_id)
-        if old is not None and full and old[2]:
-            duplicates.append(item)
-            continue
-        if old is not None and old[0] == digest and not old[1]:
-            unchanged_ids.append(external_id)
-            continue
         if old is None:
-            result.created += 1
+            new.append((external_id, digest, text, line))
+        elif full and old[2]:
+            duplicates.append(item)
+        elif old[0] == digest and not old[1]:
+            unchanged_ids.append(external_id)
         else:
-            result.updated += 1
-        to_write.append((external_id, digest, text))
-    if to_write:
-        upsert(integration, session, item_type, to_write, now)
+            changed.append((external_id, digest, text))
+    if new:
+        insert_new(integration, session, item_type, new, now)
+    if changed:
+        upsert(integration, session, item_type, changed, now)
     if unchanged_ids and full:
         mark_seen(session, unchanged_ids)
-    result.unchanged = len(unchanged_ids)
+    result.created, result.updated, result.unchanged = len(new), len(changed), len(unchanged_ids)
+    return _finished(result, duplicates, integration, item_type, want_ids)
+
+
+def _finished(result, duplicates, integration, item_type, want_ids):
     result.duplicates = tuple(duplicates)
     if want_ids:
         result.record_ids = dict(

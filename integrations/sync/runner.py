@@ -1,10 +1,14 @@
-"""Running one session: claim it, hold the lease, write page by page, finish.
+"""Running one session: claim it, hold the lease, write the pages, finish.
 
 The task that runs a session only acts on a session still queued (the claim
-is a conditional UPDATE), and every page's write extends the lease with a
-conditional UPDATE on (state=running, worker=me): if the reaper has given up
-on the session meanwhile, that page is rolled back and the run stops without
-finishing anything. What earlier pages wrote stays.
+is a conditional UPDATE). The vendor's pages are read ahead in a thread of
+their own (`prefetch.PageFeed`) while this thread writes; this thread alone
+touches the database. Pages already read are written together, a few per
+transaction (SYNC_BATCH_PAGES, SYNC_BATCH_SECONDS), and every transaction
+extends the lease with a conditional UPDATE on (state=running, worker=me): if
+the reaper has given up on the session meanwhile, that transaction's pages
+are rolled back and the run stops without finishing anything. What earlier
+transactions wrote stays, and so do the counters they wrote.
 """
 
 import logging
@@ -14,19 +18,22 @@ import time
 import traceback
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import reset_queries, transaction
-from django.db.models import F
+from django.db.models import Exists, F
 from django.utils import timezone
 
 from integrations import onboarding, services
 from integrations.connectors import errors
-from integrations.connectors.base import ItemProblem, get_connector_class
+from integrations.connectors.base import ItemProblem, Page, get_connector_class
 from integrations.connectors.http import VendorHttp
 from integrations.models import SyncSession
 from integrations.sync.finishing import SessionLog, finish_session
-from integrations.sync.records import write_page
+from integrations.sync.prefetch import FeedTimedOut, PageFeed
+from integrations.sync.records import item_contents, write_page
+from integrations.sync.starting import PERSON_TRIGGERS, enqueue_session
 from issues.recording import IssueRecorder, ProblemRow
 
 logger = logging.getLogger(__name__)
@@ -45,8 +52,22 @@ def worker_name():
 
 
 def claim(session_id, worker, now):
+    """Make the queued session running and ours; 1 if it was claimed, 0 if not.
+
+    Not claimed: it is not queued any more, or its connector already has
+    SYNC_MAX_RUNNING_PER_CONNECTOR running sessions. The cap is checked in
+    the same UPDATE; two workers claiming at the same instant may both pass it.
+    """
     lease = timedelta(seconds=settings.SYNC_LEASE_SECONDS)
-    return SyncSession.objects.filter(pk=session_id, state=SyncSession.State.QUEUED).update(
+    queued = SyncSession.objects.filter(pk=session_id, state=SyncSession.State.QUEUED)
+    cap = settings.SYNC_MAX_RUNNING_PER_CONNECTOR
+    if cap > 0:
+        connector = queued.values_list("integration__connector", flat=True).first()
+        if connector is None:
+            return 0
+        running = SyncSession.objects.filter(state=SyncSession.State.RUNNING, integration__connector=connector)
+        queued = queued.filter(~Exists(running.order_by()[cap - 1 : cap]))  # fewer than `cap` running
+    return queued.update(
         state=SyncSession.State.RUNNING,
         started_at=now,
         heartbeat_at=now,
@@ -55,10 +76,30 @@ def claim(session_id, worker, now):
     )
 
 
+def put_back(session_id, trigger):
+    """Queue a session's task again, at the end of its cluster's queue, after a short pause.
+
+    For a session whose connector is at its cap: the worker moves on to other
+    sessions instead of waiting for the connector. With the inline broker
+    (Q_CLUSTER["sync"]) there is no queue to put it in: it stays queued.
+    """
+    time.sleep(settings.SYNC_CONNECTOR_BUSY_DELAY_SECONDS)
+    if settings.Q_CLUSTER.get("sync"):
+        return
+    enqueue_session(session_id, urgent=trigger in PERSON_TRIGGERS, save_task_id=False)
+
+
 def run_session(session_id, *, worker=None):
     """Run a queued session to its end. Returns the finished session, or None if it was not ours."""
     worker = worker or worker_name()
     if not claim(session_id, worker, timezone.now()):
+        trigger = SyncSession.objects.filter(pk=session_id, state=SyncSession.State.QUEUED).values_list(
+            "trigger", flat=True
+        )
+        if settings.SYNC_MAX_RUNNING_PER_CONNECTOR > 0 and (trigger := trigger.first()) is not None:
+            logger.info("session %s: its connector is at its cap of running sessions; put back", session_id)
+            put_back(session_id, trigger)
+            return None
         logger.info("session %s is not queued any more; nothing to do", session_id)
         return None
     session = SyncSession.objects.select_related("integration", "integration__tenant").get(pk=session_id)
@@ -91,31 +132,41 @@ class SessionRun:
         self.recorder = None
         self.held_accounts = set()
         self.held_items = 0
+        self.fresh = False
 
     def run(self):
         """Run to an outcome: whatever happens inside, the session is finished, never left to the reaper.
 
         Only a lost lease (the session is someone else's now) stops without
-        finishing.
+        finishing. The page feed's thread has ended before either.
         """
         integration = self.integration
-        http = VendorHttp.for_integration(integration)
+        feed = PageFeed(depth=settings.SYNC_PREFETCH_PAGES, name=f"page-feed-{self.session.pk}")
+        http = VendorHttp.for_integration(integration, sleep=feed.sleep)
         full = self.session.kind == SyncSession.Kind.FULL or not integration.sync_cursor
         if full and self.session.kind != SyncSession.Kind.FULL:
             self.log.add("info", "No cursor from an earlier sync: reading everything.")
         try:
             connector_class = get_connector_class(integration.connector)
             connector = connector_class(integration.settings, integration.get_credentials(), http)
-            connector.save_credentials = self.save_rotated_credentials
+            # Called from the feed thread too: the save runs in this thread.
+            connector.save_credentials = partial(feed.call, self.save_rotated_credentials)
             self.connector = connector
             self.recorder = IssueRecorder(integration, self.session, connector.item_type)
             self.mappings = self.load_mappings(connector, full=full)
+            # Nothing stored yet: pages need not be read back before they are written (`write_page`).
+            self.fresh = not integration.records.filter(item_type=connector.item_type).exists()
             self.log.add("info", f"{'Full' if full else 'Quick'} sync started by {self.worker}.")
-            for page in connector.iter_pages(full=full, cursor=integration.sync_cursor):
-                self.take_notes(connector)
-                if time.monotonic() > self.deadline:
-                    raise SessionTimedOut()
-                self.write(page, full=full, http=http)
+            read = partial(
+                read_pages,
+                connector,
+                full=full,
+                cursor=integration.sync_cursor,
+                mappings=self.mappings,
+                held_accounts=self.held_accounts,
+            )
+            with feed.start(read):
+                self.write_pages(feed, full=full, http=http)
             self.take_notes(connector)
             if self.held_items:
                 self.log.add("warning", f"{self.held_items} item(s) of new vendor account(s) wait for the mapping.")
@@ -141,7 +192,69 @@ class SessionRun:
             self.log.add("error", f"INTERNAL_ERROR: {message}", traceback=traceback.format_exc(limit=20)[-4000:])
             return self.finish(SyncSession.State.FAILED, "INTERNAL_ERROR", message, http)
         finally:
+            feed.close()
             http.close()
+
+    def write_pages(self, feed, *, full, http):
+        """Write what the feed hands over until the vendor has no more pages.
+
+        Waiting for the next page happens between transactions, never inside
+        one; so does whatever the feed thread asked of this one.
+        """
+        while True:
+            try:
+                got = feed.get(until=self.deadline)
+            except FeedTimedOut:
+                raise SessionTimedOut() from None
+            if got is None:
+                return
+            if time.monotonic() > self.deadline:
+                self.log_notes(got.notes)
+                raise SessionTimedOut()
+            self.write_batch(got, feed, full=full, http=http)
+
+    def write_batch(self, got, feed, *, full, http):
+        """Store the page in hand and the pages already read after it, in one transaction that extends the lease.
+
+        At most SYNC_BATCH_PAGES pages, and no new page once SYNC_BATCH_SECONDS
+        have passed: the transaction never waits for the vendor. If anything
+        fails inside, the transaction's pages are rolled back and the run's
+        counters go back to what the last committed transaction wrote.
+        """
+        started = time.monotonic()
+        committed = self.progress()
+        try:
+            with transaction.atomic():
+                pages = 0
+                while got is not None:
+                    self.log_notes(got.notes)
+                    self.write(got, full=full)
+                    pages += 1
+                    now = time.monotonic()
+                    if (
+                        pages >= settings.SYNC_BATCH_PAGES
+                        or now - started >= settings.SYNC_BATCH_SECONDS
+                        or now > self.deadline
+                    ):
+                        break
+                    got = feed.ready()
+                self._take_http_counters(http)
+                self.heartbeat(timezone.now())
+        except BaseException:
+            self.restore(committed)
+            raise
+
+    def progress(self):
+        """What the run has counted and recorded so far, to go back to if a transaction rolls back."""
+        recorder = {
+            name: set(value) if isinstance(value, set) else value for name, value in vars(self.recorder).items()
+        }
+        return dict(self.counters), self.items_total, self.problem_items, self.held_items, recorder
+
+    def restore(self, progress):
+        counters, self.items_total, self.problem_items, self.held_items, recorder = progress
+        self.counters.update(counters)
+        vars(self.recorder).update(recorder)
 
     def take_notes(self, connector):
         """What the connector decided on its own (a refused sync token, a full read instead) goes in the session log."""
@@ -149,12 +262,18 @@ class SessionRun:
             level, message = connector.notes.pop(0)
             self.log.add(level, message)
 
+    def log_notes(self, notes):
+        for level, message in notes:
+            self.log.add(level, message)
+
     def save_rotated_credentials(self, credentials):
         """Store a credential the vendor just rotated, before anything else, under the session's row lock.
 
         The reaper and the finish take the same lock, so the save does not
         interleave with them (`services.store_rotated_credentials` says why
-        it cannot wait).
+        it cannot wait). A rotation met while reading pages is handed to this
+        thread, which saves it in a transaction of its own before the next
+        pages; the feed thread reads nothing more until it is saved.
         """
         with transaction.atomic():
             SyncSession.objects.select_for_update().filter(pk=self.session.pk).first()
@@ -271,39 +390,45 @@ class SessionRun:
         self.counters["retries"] = http.counters.retries
         self.counters["rate_limited_waits"] = http.counters.rate_limited_waits
 
-    def write(self, page, *, full, http):
-        """Store one page, record its issues and extend the lease, all in one transaction."""
+    def write(self, read, *, full):
+        """Store one page (a ReadPage) and record its issues, inside the caller's transaction."""
         # With DEBUG on, Django keeps every query's SQL: a long sync would
         # grow with the item count.
         reset_queries()
         now = timezone.now()
         item_type = self.connector.item_type
-        sorted_page = classify(page.items, self.mappings, self.held_accounts)
+        page, sorted_page = read.page, read.sorted
         to_store, problems = sorted_page.to_store, list(sorted_page.unmapped)
 
-        with transaction.atomic():
-            problem_ids = {item.external_id for item in to_store if item.problems}
-            result = write_page(
-                self.integration, self.session, item_type, to_store, full=full, now=now, want_ids=problem_ids
-            )
-            duplicate_ids = mark_duplicates(result.duplicates)
-            record_ids = dict(result.record_ids or {})
-            if duplicate_ids - record_ids.keys():
-                record_ids.update(
-                    self.integration.records.filter(item_type=item_type, external_id__in=duplicate_ids).values_list(
-                        "external_id", "pk"
-                    )
+        problem_ids = {item.external_id for item in to_store if item.problems}
+        result = write_page(
+            self.integration,
+            self.session,
+            item_type,
+            to_store,
+            full=full,
+            now=now,
+            want_ids=problem_ids,
+            contents=read.contents,
+            fresh=self.fresh,
+        )
+        duplicate_ids = mark_duplicates(result.duplicates)
+        record_ids = dict(result.record_ids or {})
+        if duplicate_ids - record_ids.keys():
+            record_ids.update(
+                self.integration.records.filter(item_type=item_type, external_id__in=duplicate_ids).values_list(
+                    "external_id", "pk"
                 )
+            )
+        if problem_ids or duplicate_ids:  # a clean page has no problem to list
             problems += item_problems(to_store, record_ids)  # duplicates are among them, with their problem set
-            # Items of ignored accounts are not stored, but their old issues
-            # (ITEM_UNMAPPED) are settled: someone decided about them.
-            clean_ids = sorted_page.ignored_ids + [
-                item.external_id for item in to_store if not item.problems and item.external_id not in duplicate_ids
-            ]
-            self.recorder.record_page(problems, clean_ids, now)
-            self._count_page(page, result, problems, held=sorted_page.held)
-            self._take_http_counters(http)
-            self.heartbeat(now)
+        # Items of ignored accounts are not stored, but their old issues
+        # (ITEM_UNMAPPED) are settled: someone decided about them.
+        clean_ids = sorted_page.ignored_ids + [
+            item.external_id for item in to_store if not item.problems and item.external_id not in duplicate_ids
+        ]
+        self.recorder.record_page(problems, clean_ids, now)
+        self._count_page(page, result, problems, held=sorted_page.held)
 
     def _count_page(self, page, result, problems, *, held=0):
         unmapped = sum(1 for p in problems if p.code == "ITEM_UNMAPPED")
@@ -371,6 +496,25 @@ def classify(items, mappings, held_accounts=frozenset()):
                 continue
         to_store.append(item)
     return SortedPage(to_store, unmapped, ignored_ids, held)
+
+
+@dataclass
+class ReadPage:
+    """A page as the feed thread hands it over, with what can be worked out without the database."""
+
+    page: Page
+    notes: list  # (level, message) the connector noted while reading it
+    sorted: SortedPage
+    contents: dict  # item_contents of the items to store
+
+
+def read_pages(connector, *, full, cursor, mappings, held_accounts):
+    """The connector's pages, sorted by mapping, their items' JSON and hashes worked out (run in the feed thread)."""
+    for page in connector.iter_pages(full=full, cursor=cursor):
+        notes = connector.notes[:]
+        del connector.notes[: len(notes)]
+        sorted_page = classify(page.items, mappings, held_accounts)
+        yield ReadPage(page, notes, sorted_page, item_contents(sorted_page.to_store))
 
 
 def new_account_issue_id(account_id):

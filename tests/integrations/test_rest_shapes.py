@@ -789,3 +789,41 @@ def test_the_item_link_template(vendor, error_catalog):
     )
     # Each value is quoted: an id holding a slash stays one path segment.
     assert issue.vendor_url == "https://app.vendor.example/ann/contacts/c%201%2F2"
+
+
+# -- reading answers: orjson where it reads what json reads ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body, encoding",
+    [
+        (b'{"items": [{"id": 1, "price": 12.5, "tiny": 1e-05, "big": 1.5e300, "name": "Zo\\u00eb"}]}', "utf-8"),
+        ('{"name": "Zoë", "emoji": "😀", "cjk": "東京"}'.encode(), "utf-8"),
+        (b'{"u64": 18446744073709551615, "past": 18446744073709551616, "neg": -9223372036854775809}', "utf-8"),
+        (b'{"long": 0.1000000000000000055511151231257827, "e": 123456789012345678901234567890.5}', "utf-8"),
+        (b'{"nan": NaN, "inf": Infinity}', "utf-8"),
+        (b'{"a": 1, "a": 2, "nested": [[[{"b": null}]]]}', None),
+        (b'\xef\xbb\xbf{"bom": true}', None),
+        (b'{"bad": "\xff"}', "utf-8"),
+        ('{"latin": "café"}'.encode("latin-1"), "ISO-8859-1"),
+        (b'{"cut": [1, 2', "utf-8"),
+        (b"", "utf-8"),
+    ],
+)
+def test_answers_read_as_json_reads_them(body, encoding):
+    import requests
+
+    from integrations.connectors.rest.connector import read_json
+
+    def answer():
+        response = requests.Response()
+        response._content, response.encoding, response.status_code = body, encoding, 200
+        return response
+
+    def outcome(read):
+        try:
+            return repr(read())
+        except ValueError:
+            return "ValueError"
+
+    assert outcome(lambda: read_json(answer())) == outcome(lambda: answer().json())

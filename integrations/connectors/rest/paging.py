@@ -31,6 +31,28 @@ def get_path(document, path, default=None):
     return default if value is MISSING else value
 
 
+def plain_key(path):
+    """The path itself when it is a plain key (no dot, not a pointer): in an object, `document.get(path)`; else None."""
+    return path if path and "." not in path and not path.startswith("/") else None
+
+
+def path_getter(path):
+    """`get_path` with the path fixed, for reading the same path of many rows: `getter(document, default=None)`.
+
+    A plain key is one dict lookup; any other path, or a document that is
+    not an object, goes through `get_path`.
+    """
+    if plain_key(path) is not None:
+
+        def getter(document, default=None):
+            if isinstance(document, dict):
+                return document.get(path, default)
+            return get_path(document, path, default)
+
+        return getter
+    return lambda document, default=None: get_path(document, path, default)
+
+
 def _walk(document, parts):
     value = document
     for part in parts:
