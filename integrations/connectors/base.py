@@ -41,6 +41,13 @@ class Item:
 class Page:
     items: list
     total: int | None = None
+    # Connectors that fingerprint their pages (`fingerprints_pages`) fill these
+    # on a full sync: the page's request and rows as SHA-256, and, for a page
+    # the engine said it already holds unchanged (`known_pages`), how many
+    # rows it had; its items are then not read at all (sync/fingerprints.py).
+    page_key: str = ""
+    digest: str = ""
+    skipped_rows: int | None = None
 
 
 class Connector:
@@ -53,17 +60,25 @@ class Connector:
     needs_mapping = False
     # Vendors that force re-authentication (None: credentials do not expire).
     token_lifetime: timedelta | None = None
+    # What kind of vendor it speaks to (manifests.VENDOR_KINDS: "psa", "mailbox", ...;
+    # "" for a connector that can speak to any). Advice per kind reads it (integrations.advice).
+    vendor_kind = ""
     setting_fields: tuple = ()
     credential_fields: tuple = ()
     # Connectors that can flag items at the vendor ("Sync Error") say so and
     # implement mark_items; the engine calls it after a completed session when
     # the integration's setting `mark_source_items` is on.
     supports_marking = False
+    # Connectors that can tell a page is the same as last time without
+    # reading its items set this and honour `known_pages` on full syncs.
+    fingerprints_pages = False
 
     def __init__(self, settings, credentials, http):
         self.settings = settings or {}
         self.credentials = credentials or {}
         self.http = http
+        # {page key: digest} of pages the engine holds unchanged; None: read every page.
+        self.known_pages = None
         # Where the next quick sync resumes; set by iter_pages as it goes.
         self.next_cursor = ""
         # Called with the whole credential dict when the vendor rotates one

@@ -26,10 +26,14 @@ from dataclasses import dataclass
 import orjson
 from django.db import IntegrityError, connection, transaction
 
-from integrations.models import SeenItem, SyncedRecord
+from integrations.models import SeenItem, SeenRange, SyncedRecord
 
 RECORDS = SyncedRecord._meta.db_table
 SEEN = SeenItem._meta.db_table
+SEEN_RANGES = SeenRange._meta.db_table
+# A record in a page this session skipped as unchanged (sync/fingerprints.py).
+IN_SEEN_RANGE = f"""EXISTS (SELECT 1 FROM {SEEN_RANGES} sr WHERE sr.session_id = %(session)s
+    AND sr.item_type = %(item_type)s AND sr.low <= r.external_id AND sr.high >= r.external_id)"""
 RECORD_COLUMNS = (
     "integration_id, item_type, external_id, content_hash, data, "
     "first_synced_at, last_synced_at, seen_session_id, deleted, deleted_at"
@@ -145,10 +149,12 @@ def existing_rows(integration, session, item_type, external_ids):
         cursor.execute(
             f"""SELECT r.external_id, r.content_hash, r.deleted,
                        (r.seen_session_id = %s OR EXISTS (
-                           SELECT 1 FROM {SEEN} s WHERE s.session_id = %s AND s.external_id = r.external_id))
+                           SELECT 1 FROM {SEEN} s WHERE s.session_id = %s AND s.external_id = r.external_id)
+                        OR EXISTS (SELECT 1 FROM {SEEN_RANGES} sr WHERE sr.session_id = %s AND sr.item_type = %s
+                           AND sr.low <= r.external_id AND sr.high >= r.external_id))
                 FROM {RECORDS} r
                 WHERE r.integration_id = %s AND r.item_type = %s AND r.external_id IN ({placeholders})""",
-            [session.pk, session.pk, integration.pk, item_type, *external_ids],
+            [session.pk, session.pk, session.pk, item_type, integration.pk, item_type, *external_ids],
         )
         return {row[0]: (row[1], bool(row[2]), bool(row[3])) for row in cursor.fetchall()}
 
@@ -169,11 +175,13 @@ _IN_RANGE = f"""WITH span AS (SELECT min(x) AS lo, max(x) AS hi FROM jsonb_array
             SELECT s.external_id FROM span CROSS JOIN LATERAL (
                 SELECT external_id FROM {SEEN} WHERE session_id = %(session)s
                 AND external_id BETWEEN span.lo AND span.hi ORDER BY external_id LIMIT %(limit)s) s)
+        OR {IN_SEEN_RANGE}
     FROM span CROSS JOIN LATERAL (
         SELECT external_id, content_hash, deleted, seen_session_id FROM {RECORDS}
         WHERE integration_id = %(integration)s AND item_type = %(item_type)s
         AND external_id BETWEEN span.lo AND span.hi ORDER BY external_id LIMIT %(limit)s) r"""
-_ONE_BY_ONE = f"""SELECT r.external_id, r.content_hash, r.deleted, (r.seen_session_id = %(session)s OR s.hit IS NOT NULL)
+_ONE_BY_ONE = f"""SELECT r.external_id, r.content_hash, r.deleted,
+        (r.seen_session_id = %(session)s OR s.hit IS NOT NULL OR {IN_SEEN_RANGE})
     FROM jsonb_array_elements_text(%(ids)s::jsonb) AS ids(x)
     CROSS JOIN LATERAL (
         SELECT external_id, content_hash, deleted, seen_session_id FROM {RECORDS}
@@ -373,19 +381,81 @@ def _finished(result, duplicates, integration, item_type, want_ids):
 
 
 def mark_unseen_deleted(integration, session, item_type, now):
-    """After a complete full sync: what the vendor no longer has is deleted."""
+    """After a complete full sync: what the vendor no longer has is deleted.
+
+    Records in the range of a page the session skipped were seen: only the
+    gaps between the ranges are searched (an index range each).
+    """
     now = _db_time(now)
+    scope, scope_params = _outside_seen_ranges(integration, session, item_type)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""UPDATE {RECORDS} SET deleted = %s, deleted_at = %s
-                WHERE integration_id = %s AND item_type = %s AND deleted = %s
-                  AND (seen_session_id IS NULL OR seen_session_id <> %s)
+                WHERE {scope} AND deleted = %s AND (seen_session_id IS NULL OR seen_session_id <> %s)
                   AND NOT EXISTS (SELECT 1 FROM {SEEN} s
                                   WHERE s.session_id = %s AND s.external_id = {RECORDS}.external_id)""",
-            [True, now, integration.pk, item_type, False, session.pk, session.pk],
+            [True, now, *scope_params, False, session.pk, session.pk],
         )
         return cursor.rowcount
 
 
+def _outside_seen_ranges(integration, session, item_type):
+    """(SQL, params): the integration's records of the item type outside every SeenRange of the session.
+
+    The gaps between the ranges, each an index range: on PostgreSQL a
+    LATERAL scan per gap (OFFSET 0 keeps the planner from flattening it
+    into one pass over every record, which it does without statistics);
+    SQLite reads them as one OR. Ranges never overlap (each held exactly
+    its page's records when it was fingerprinted); should some all the same,
+    their records are noted one by one in SeenItem instead, which is always
+    right.
+    """
+    everything = ("integration_id = %s AND item_type = %s", [integration.pk, item_type])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT low, high, COALESCE(lag(high) OVER (ORDER BY low, high) >= low, %s) FROM {SEEN_RANGES}
+                WHERE session_id = %s AND item_type = %s ORDER BY low, high""",
+            [False, session.pk, item_type],
+        )
+        ranges = cursor.fetchall()
+    if not ranges:
+        return everything
+    if any(overlaps for _low, _high, overlaps in ranges):
+        _note_ranges_one_by_one(integration, session, item_type)
+        return everything
+    between = [(before[1], after[0]) for before, after in zip(ranges, ranges[1:], strict=False)]
+    first, last = ranges[0][0], ranges[-1][1]
+    if _postgres():
+        own = f"SELECT id FROM {RECORDS} WHERE integration_id = %s AND item_type = %s"
+        parts, params = [f"{own} AND external_id < %s", f"{own} AND external_id > %s"], [
+            integration.pk, item_type, first, integration.pk, item_type, last,
+        ]
+        if between:
+            values = ", ".join(["(%s, %s)"] * len(between))
+            parts.append(
+                f"""SELECT r.id FROM (VALUES {values}) AS gap(after, before) CROSS JOIN LATERAL (
+                        {own} AND external_id > gap.after AND external_id < gap.before OFFSET 0) r"""
+            )
+            params += [bound for gap in between for bound in gap] + [integration.pk, item_type]
+        return f"id IN ({' UNION ALL '.join(parts)})", params
+    gaps = ["external_id < %s", *["(external_id > %s AND external_id < %s)"] * len(between), "external_id > %s"]
+    params = [integration.pk, item_type, first, *[bound for gap in between for bound in gap], last]
+    return f"integration_id = %s AND item_type = %s AND ({' OR '.join(gaps)})", params
+
+
+def _note_ranges_one_by_one(integration, session, item_type):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {SEEN} (session_id, external_id)
+                SELECT DISTINCT %s, r.external_id FROM {RECORDS} r JOIN {SEEN_RANGES} sr
+                  ON sr.session_id = %s AND sr.item_type = r.item_type
+                 AND r.external_id >= sr.low AND r.external_id <= sr.high
+                WHERE r.integration_id = %s AND r.item_type = %s""",
+            [session.pk, session.pk, integration.pk, item_type],
+        )
+        cursor.execute(f"DELETE FROM {SEEN_RANGES} WHERE session_id = %s", [session.pk])
+
+
 def forget_seen(session_id):
     SeenItem.objects.filter(session_id=session_id).delete()
+    SeenRange.objects.filter(session_id=session_id).delete()

@@ -3,7 +3,7 @@
 from types import SimpleNamespace
 
 from integrations.connectors.base import Item
-from integrations.sync.runner import classify
+from integrations.sync.pages import classify
 
 
 def mapping(target="", ignored=False):

@@ -1,6 +1,10 @@
 """integrations/sync/runner.py, the claim: SYNC_MAX_RUNNING_PER_CONNECTOR puts a session back instead of running it."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from integrations.models import Integration, SyncSession
@@ -104,3 +108,26 @@ def test_with_the_inline_broker_the_session_stays_queued(settings, monkeypatch):
     session.refresh_from_db()
     assert session.state == State.QUEUED
     assert calls == []
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL (set DATABASE_URL=postgres://...): concurrent claims")
+@pytest.mark.django_db(transaction=True)
+def test_workers_claiming_at_the_same_instant_never_pass_the_cap(settings):
+    settings.SYNC_MAX_RUNNING_PER_CONNECTOR = 2
+    sessions = [queued(connector="simulator").pk for _ in range(8)]
+    start = threading.Barrier(len(sessions))
+
+    def claim_at_once(pk):
+        try:
+            start.wait()
+            return claim(pk, f"worker-{pk}", timezone.now())
+        finally:
+            connection.close()
+
+    for _ in range(3):
+        SyncSession.objects.filter(pk__in=sessions).update(state=State.QUEUED, worker="", started_at=None)
+        with ThreadPoolExecutor(len(sessions)) as pool:
+            claimed = list(pool.map(claim_at_once, sessions))
+        assert sum(claimed) == 2
+        assert SyncSession.objects.filter(state=State.RUNNING).count() == 2

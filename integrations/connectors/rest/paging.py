@@ -121,6 +121,7 @@ class Pager:
     pages: int = 0
     total: int | None = None
     last_body: object = None
+    last_key: str = ""  # the last request read, as `connector.request_key` gives it
     # link_header / next_url: send page_param=first_page on the first request (page_param set explicitly).
     page_on_first: bool = False
     _seen: set = field(default_factory=set)
