@@ -7,11 +7,19 @@ class AlertsConfig(AppConfig):
     verbose_name = "Alerts, incidents and webhooks"
 
     def ready(self):
-        from alerts import retention
+        from alerts import panels, retention
         from integrations import events
+        from integrations.admin import page_panels
 
         events.subscribe(kick_consumers)
         retention.register()
+        # The integration page shows each alert's delivery (integrations never imports alerts).
+        page_panels.register(panels.delivery_panel)
+
+        from alerts import metrics
+        from syncconsole import metrics as exposition
+
+        exposition.register("alerts", metrics.AlertsCollector())
 
 
 def kick_consumers():

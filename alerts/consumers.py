@@ -19,6 +19,7 @@ from django.utils import timezone
 from alerts import incidents, rules, webhooks
 from alerts.models import EventConsumer, EventReceipt
 from integrations.models import IntegrationEvent
+from syncconsole import logs
 
 logger = logging.getLogger(__name__)
 Consumer = EventReceipt.Consumer
@@ -78,7 +79,8 @@ def consume(consumer, *, limit=BATCH, now=None):
     done = 0
     for event in list(pending(consumer, now or timezone.now())[:limit]):
         at = now or timezone.now()
-        with transaction.atomic():
+        ids = {"integration": event.integration_id, "session": event.session_id}
+        with logs.context(tenant=event.integration.tenant_id, **ids), transaction.atomic():
             try:
                 with transaction.atomic():
                     receipt = EventReceipt.objects.create(event=event, consumer=consumer, handled_at=at)

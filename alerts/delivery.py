@@ -1,10 +1,24 @@
-"""Sending alert emails: once each, retried while SMTP is down, digested per tenant.
+"""Sending alert emails: at once when action is needed, grouped per tenant when they can wait.
+
+Alerts that ask for action (authentication failing, credentials invalid,
+repeated failures) and the news that should not wait (recovered, quality
+assurance) are sent as soon as they are raised: `rules.raise_alerts` queues
+`deliver` on the urgent cluster after commit, and the every-minute
+`alerts-delivery` schedule catches up a lost task. Each is the first alert
+of its streak (one per integration, rule and streak), so nothing sent
+earlier holds it back.
+
+The others (credentials expiring, no success for a while, vendor-wide
+incidents) wait in a digest: the first opens a window of
+ALERT_DIGEST_WINDOW for its tenant, every alert raised before the window
+ends joins it, and the sweep sends them in one email when it has ended. An
+alert raised after that opens the next window.
 
 An alert is claimed (pending -> sending, with a lease) before its email goes
-out and marked sent after; an SMTP failure puts it back to pending with a
-later next attempt, so nothing is lost and a claimed alert is not sent by
-two workers. A tenant that got an email within ALERT_DIGEST_WINDOW gets its
-next alerts as one digest when the window has passed.
+out and marked sent after; an SMTP failure puts it back with a later
+attempt, so nothing is lost and a claimed alert is not sent by two workers.
+An alert with nobody left to send to fails, saying so (the integration page
+shows it with the fix).
 """
 
 import logging
@@ -12,16 +26,18 @@ import smtplib
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import get_connection
 from django.db import transaction
 from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from alerts import messages
+from alerts import metrics
 from alerts.models import Alert
 from integrations import reauth
-from integrations.models import IntegrationEvent
+from integrations.models import IntegrationEvent, Tenant
 from integrations.status import IllegalTransition
 
 logger = logging.getLogger(__name__)
@@ -31,169 +47,193 @@ logger = logging.getLogger(__name__)
 # later fix of the tenant's data lets the alert go out.
 SEND_ERRORS = (smtplib.SMTPException, OSError, ValueError)
 LEASE = timedelta(minutes=5)
-# Alerts that may wait for the tenant's digest. Quality assurance goes to
-# engineering; a recovery and syncs being paused are news that should not wait.
-DIGESTIBLE = tuple(
-    r
-    for r in Alert.Rule.values
-    if r not in (Alert.Rule.QUALITY_ASSURANCE, Alert.Rule.RECOVERED, Alert.Rule.CREDENTIALS_INVALID)
-)
+R = Alert.Rule
+# Alerts that may wait for the tenant's digest; every other rule is sent at once.
+DIGESTIBLE = (R.CREDENTIALS_EXPIRING, R.STALE, R.INCIDENT)
+NO_RECIPIENTS = "No recipients: the tenant has no alert addresses or members who receive alerts."
+
+
+class NoRecipients(Exception):
+    pass
 
 
 def enqueue(alert_id):
-    async_task("alerts.tasks.deliver_alert", alert_id, task_name=f"alert-{alert_id}", group="alerts")
-
-
-def render(alerts, reauth_urls=None):
-    """(subject, text, html) for one alert or a digest of several; `reauth_urls` maps alert ids to fresh links."""
-    reauth_urls = reauth_urls or {}
-    if len(alerts) == 1:
-        alert = alerts[0]
-        context = {**alert.context, "reauth_url": reauth_urls.get(alert.pk, ""), "site_url": settings.SITE_URL}
-        return (
-            alert.subject,
-            render_to_string("alerts/email.txt", context),
-            render_to_string("alerts/email.html", context),
-        )
-    tenant = alerts[0].context.get("tenant", "")
-    context = {
-        "alerts": [{**a.context, "reauth_url": reauth_urls.get(a.pk, "")} for a in alerts],
-        "tenant": tenant,
-        "site_url": settings.SITE_URL,
-    }
-    return (
-        f"[SyncConsole] {len(alerts)} alerts for {tenant}",
-        render_to_string("alerts/digest.txt", context),
-        render_to_string("alerts/digest.html", context),
+    """Deliver on the urgent cluster: an alert must not wait behind the scheduled sync backlog."""
+    async_task(
+        "alerts.tasks.deliver_alert",
+        alert_id,
+        task_name=f"alert-{alert_id}",
+        group="alerts",
+        cluster=settings.URGENT_CLUSTER,
     )
 
 
 def _send(alerts, now):
-    """Send one email for `alerts`, with fresh re-authentication links where they ask for one.
+    """Send `alerts` as one email per copy, with fresh re-authentication links where they ask for one.
 
-    A link is made here, when the email goes out, so its token exists only
-    in the email: the alert keeps the link's id. The links are made in the
-    same transaction as the send; if the SMTP server refuses, they are rolled
-    back and the links sent earlier stay valid.
+    Returns the addresses it went to. A link is made here, when the email
+    goes out, so its token exists only in the email: the alert keeps the
+    link's id. The links are made in the same transaction as the send; if
+    the SMTP server refuses, they are rolled back and the links sent earlier
+    stay valid. Delivery is at least once: when a later copy fails, the
+    whole email is sent again at the next attempt.
     """
+    recipients = sorted({r for a in alerts for r in a.recipients})
     with transaction.atomic():
+        copies = messages.copies_for(alerts[0].tenant_id, recipients)
+        if not copies:
+            raise NoRecipients(NO_RECIPIENTS)
+        addresses = [address for copy in copies for address in copy.to]
         urls, link_ids = {}, {}
         for alert in alerts:
-            if alert.context.get("wants_reauth_link") and alert.recipients:
+            if alert.context.get("wants_reauth_link"):
                 try:
-                    new = reauth.create_link(alert.integration, recipient=alert.recipients[0], now=now, send=False)
+                    new = reauth.create_link(alert.integration, recipient=addresses[0], now=now, send=False)
                 except IllegalTransition:  # deleted since the alert was raised
                     continue
                 urls[alert.pk], link_ids[alert.pk] = new.url, new.link.pk
-        subject, text, html = render(alerts, urls)
-        recipients = sorted({r for a in alerts for r in a.recipients})
-        message = EmailMultiAlternatives(_one_line(subject), text, settings.DEFAULT_FROM_EMAIL, recipients)
-        message.attach_alternative(html, "text/html")
-        message.send()
+        get_connection().send_messages(messages.build(alerts, copies, urls))
         for alert in alerts:
             if alert.pk in link_ids:
                 Alert.objects.filter(pk=alert.pk).update(context={**alert.context, "reauth_link_id": link_ids[alert.pk]})
-
-
-def _one_line(text):
-    """Header values never carry CR or LF (Django refuses them with BadHeaderError)."""
-    return " ".join(str(text).split())
+    return addresses
 
 
 def _claim(queryset, now):
     return queryset.update(state=Alert.State.SENDING, lease_expires_at=now + LEASE, attempts=F("attempts") + 1)
 
 
-def _mark_sent(alerts, now):
-    Alert.objects.filter(pk__in=[a.pk for a in alerts], state=Alert.State.SENDING).update(
-        state=Alert.State.SENT, sent_at=now, lease_expires_at=None, last_error=""
-    )
+def _mark_sent(alerts, addresses, now):
+    """Sent: each alert keeps the addresses it actually went to; the timeline says so."""
+    sent_to = {}
+    for alert in alerts:
+        sent_to[alert.pk] = [r for r in alert.recipients if r in addresses]
+        Alert.objects.filter(pk=alert.pk, state=Alert.State.SENDING).update(
+            state=Alert.State.SENT, sent_at=now, lease_expires_at=None, last_error="", recipients=sent_to[alert.pk]
+        )
     IntegrationEvent.objects.bulk_create(
         [
             IntegrationEvent(
                 integration_id=a.integration_id,
                 kind=IntegrationEvent.Kind.ALERT_SENT,
-                note=f"{a.get_rule_display()} alert sent to {', '.join(a.recipients)}"
+                note=f"{a.get_rule_display()} alert sent to {', '.join(sent_to[a.pk])}"
                 + (" (in a digest)." if len(alerts) > 1 else "."),
                 created_at=now,
             )
             for a in alerts
         ]
     )
+    metrics.alerts_sent(alerts, now)
 
 
-def _put_back(alerts, now, error):
-    attempts = max(a.attempts for a in alerts) + 1
-    delay = min(timedelta(seconds=30 * 2 ** min(attempts - 1, 10)), settings.ALERT_RETRY_MAX)
+def _mark_failed(alerts, reason):
     Alert.objects.filter(pk__in=[a.pk for a in alerts], state=Alert.State.SENDING).update(
-        state=Alert.State.PENDING, next_attempt_at=now + delay, lease_expires_at=None, last_error=error[:1000]
+        state=Alert.State.FAILED, failure=Alert.Failure.NO_RECIPIENTS, lease_expires_at=None, last_error=reason
     )
+    logger.warning("%d alert(s) of tenant %s not sent: %s", len(alerts), alerts[0].tenant_id, reason)
+
+
+def _retry_delay(attempts):
+    return min(timedelta(seconds=30 * 2 ** min(attempts - 1, 10)), settings.ALERT_RETRY_MAX)
+
+
+def _put_back(alerts, now, error, state=Alert.State.PENDING):
+    """After an SMTP failure: back to `state` (pending, or the digest it was in), tried again later."""
+    delay = _retry_delay(max(a.attempts for a in alerts) + 1)
+    with transaction.atomic():
+        Alert.objects.filter(pk__in=[a.pk for a in alerts], state=Alert.State.SENDING).update(
+            state=state, next_attempt_at=now + delay, lease_expires_at=None, last_error=error[:1000]
+        )
+        metrics.ALERT_SEND_FAILURES.inc()
     logger.warning("alert email failed (%s); %d alert(s) retried in %s", error, len(alerts), delay)
 
 
+def _send_claimed(alerts, now, back_to=Alert.State.PENDING):
+    """Send alerts this worker claimed; returns their new state."""
+    try:
+        addresses = _send(alerts, now)
+    except NoRecipients as exc:
+        _mark_failed(alerts, str(exc))
+        return Alert.State.FAILED
+    except SEND_ERRORS as exc:
+        _put_back(alerts, now, f"{type(exc).__name__}: {exc}", back_to)
+        return back_to
+    with transaction.atomic():
+        _mark_sent(alerts, addresses, now)
+    return Alert.State.SENT
+
+
+def digest_window(alert):
+    """The end of the tenant's digest window `alert` joins, opening one if none is open at its raise time.
+
+    The tenant's row is locked while deciding, so two alerts of one tenant
+    delivered at once do not open two windows.
+    """
+    with transaction.atomic():
+        Tenant.objects.select_for_update().filter(pk=alert.tenant_id).values_list("pk", flat=True).first()
+        window = settings.ALERT_DIGEST_WINDOW
+        ends_at = (
+            Alert.objects.filter(
+                tenant_id=alert.tenant_id,
+                rule__in=DIGESTIBLE,
+                digest_window_ends_at__gt=alert.created_at,
+                digest_window_ends_at__lte=alert.created_at + window,
+            )
+            .exclude(pk=alert.pk)
+            .order_by("digest_window_ends_at")
+            .values_list("digest_window_ends_at", flat=True)
+            .first()
+        ) or alert.created_at + window
+        Alert.objects.filter(pk=alert.pk, digest_window_ends_at=None).update(digest_window_ends_at=ends_at)
+    return ends_at
+
+
 def deliver(alert_id, now=None):
-    """Send one pending alert (or hold it for the tenant's digest). Returns its new state."""
+    """Send one pending alert, or put it in its tenant's digest. Returns its new state (None: nothing to do)."""
     now = now or timezone.now()
     due = Q(next_attempt_at=None) | Q(next_attempt_at__lte=now)
     alert = Alert.objects.filter(due, pk=alert_id, state=Alert.State.PENDING).first()
     if alert is None:
         return None
-    if alert.rule in DIGESTIBLE and recently_emailed(alert.tenant_id, now, exclude=alert.pk):
-        Alert.objects.filter(pk=alert.pk, state=Alert.State.PENDING).update(state=Alert.State.DIGEST)
-        return Alert.State.DIGEST
+    if alert.rule in DIGESTIBLE and alert.digest_window_ends_at is None and digest_window(alert) > now:
+        moved = Alert.objects.filter(pk=alert.pk, state=Alert.State.PENDING).update(state=Alert.State.DIGEST)
+        return Alert.State.DIGEST if moved else None
     if not _claim(Alert.objects.filter(due, pk=alert_id, state=Alert.State.PENDING), now):
         return None  # another worker took it
     alert.refresh_from_db()
-    try:
-        _send([alert], now)
-    except SEND_ERRORS as exc:
-        _put_back([alert], now, f"{type(exc).__name__}: {exc}")
-        return Alert.State.PENDING
-    with transaction.atomic():
-        _mark_sent([alert], now)
-    return Alert.State.SENT
-
-
-def recently_emailed(tenant_id, now, exclude=None):
-    return (
-        Alert.objects.filter(
-            tenant_id=tenant_id, rule__in=DIGESTIBLE, state=Alert.State.SENT, sent_at__gte=now - settings.ALERT_DIGEST_WINDOW
-        )
-        .exclude(pk=exclude)
-        .exists()
-    )
+    return _send_claimed([alert], now)
 
 
 def send_digests(now=None):
-    """One email per tenant for the alerts that waited, once its window has passed."""
+    """One email per tenant and ended window for the alerts that waited in it. Returns how many were sent."""
     now = now or timezone.now()
+    due = Q(next_attempt_at=None) | Q(next_attempt_at__lte=now)
+    windows = (
+        Alert.objects.filter(due, state=Alert.State.DIGEST, digest_window_ends_at__lte=now)
+        .order_by("digest_window_ends_at", "tenant_id")
+        .values_list("tenant_id", "digest_window_ends_at")
+        .distinct()
+    )
     sent = 0
-    tenants = Alert.objects.filter(state=Alert.State.DIGEST).values_list("tenant_id", flat=True).distinct()
-    for tenant_id in list(tenants):
-        if recently_emailed(tenant_id, now):
-            continue
-        waiting = Alert.objects.filter(tenant_id=tenant_id, state=Alert.State.DIGEST)
+    for tenant_id, ends_at in list(windows[:500]):
+        waiting = Alert.objects.filter(due, tenant_id=tenant_id, state=Alert.State.DIGEST, digest_window_ends_at=ends_at)
         ids = list(waiting.values_list("pk", flat=True))
         if not _claim(Alert.objects.filter(pk__in=ids, state=Alert.State.DIGEST), now):
             continue
-        alerts = list(Alert.objects.filter(pk__in=ids, state=Alert.State.SENDING).order_by("created_at"))
-        try:
-            _send(alerts, now)
-        except SEND_ERRORS as exc:
-            # Back to the digest queue, not to single sends.
-            Alert.objects.filter(pk__in=ids, state=Alert.State.SENDING).update(
-                state=Alert.State.DIGEST, lease_expires_at=None, last_error=f"{type(exc).__name__}: {exc}"[:1000]
-            )
-            continue
-        with transaction.atomic():
-            _mark_sent(alerts, now)
-        sent += 1
+        claimed = Alert.objects.filter(pk__in=ids, state=Alert.State.SENDING)
+        alerts = list(claimed.select_related("integration").order_by("created_at", "pk"))
+        if _send_claimed(alerts, now, back_to=Alert.State.DIGEST) == Alert.State.SENT:
+            sent += 1
     return sent
 
 
 def deliver_due(now=None):
-    """The periodic sweep: retry pending alerts that are due, free abandoned claims, send digests."""
+    """The periodic sweep: retry pending alerts that are due, free abandoned claims, send ended digests."""
     now = now or timezone.now()
+    # An abandoned digest goes back to its digest, everything else to pending.
+    Alert.objects.filter(state=Alert.State.SENDING, lease_expires_at__lt=now, rule__in=DIGESTIBLE).exclude(
+        digest_window_ends_at=None
+    ).update(state=Alert.State.DIGEST, lease_expires_at=None, next_attempt_at=now)
     Alert.objects.filter(state=Alert.State.SENDING, lease_expires_at__lt=now).update(
         state=Alert.State.PENDING, lease_expires_at=None, next_attempt_at=now
     )
@@ -216,17 +256,18 @@ def send_test_email(recipient):
         "reason": "The last sync failed (VENDOR_UNAVAILABLE); 10 unsuccessful in a row.",
         "error_code": "VENDOR_UNAVAILABLE",
         "error_title": "Vendor unavailable",
-        "error_advice": "Nothing to do on your side: we retry automatically with back-off.",
+        # A real alert gives the catalog's advice for its error here; a test email asks for nothing.
+        "error_advice": "In a real alert, what to do about the error is written here. This test email needs no action.",
         "what_next": "Next sync in 2 hours.",
         "portal_url": settings.SITE_URL + "/portal/",
         "reauth_url": "",
+        "copy_kind": "staff",
+        "support_email": settings.SUPPORT_EMAIL,
         "site_url": settings.SITE_URL,
     }
-    message = EmailMultiAlternatives(
+    messages.email(
         "[SyncConsole] Test email",
         render_to_string("alerts/email.txt", context),
-        settings.DEFAULT_FROM_EMAIL,
+        render_to_string("alerts/email.html", context),
         [recipient],
-    )
-    message.attach_alternative(render_to_string("alerts/email.html", context), "text/html")
-    message.send()
+    ).send()

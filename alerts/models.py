@@ -24,6 +24,11 @@ class Alert(models.Model):
         HELD = "held", "Held back (incident)"
         FAILED = "failed", "Failed"
 
+    class Failure(models.TextChoices):
+        """Why an alert was given up; the integration page says how to fix each."""
+
+        NO_RECIPIENTS = "no_recipients", "No recipients"
+
     integration = models.ForeignKey("integrations.Integration", on_delete=models.CASCADE, related_name="alerts")
     tenant = models.ForeignKey("integrations.Tenant", on_delete=models.CASCADE, related_name="alerts")
     rule = models.CharField(max_length=30, choices=Rule.choices)
@@ -40,6 +45,12 @@ class Alert(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # Alerts that can wait are grouped per tenant: every alert raised before the
+    # window that the first one opened ends goes in one email, sent at its end.
+    digest_window_ends_at = models.DateTimeField(
+        null=True, blank=True, help_text="The end of the tenant's digest window this alert waits for."
+    )
+    failure = models.CharField(max_length=20, choices=Failure.choices, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

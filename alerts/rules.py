@@ -10,10 +10,9 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.urls import reverse
 
 from alerts import webhooks
-from alerts.delivery import enqueue
+from alerts.delivery import NO_RECIPIENTS, enqueue
 from alerts.models import Alert
 from alerts.recipients import (
     tenant_recipients,  # noqa: F401 (also used by callers as rules.tenant_recipients)
@@ -31,13 +30,9 @@ def _iso(moment):
     return moment.isoformat(timespec="seconds") if moment else "none"
 
 
-def portal_url(integration):
-    return settings.SITE_URL + reverse("portal:general", args=[integration.pk])
-
-
 def email_context(integration, rule, *, session=None, now, reauth=False, extra=None, facts=None):
     """What the email says, frozen when the alert is raised; `facts` are the event's (else the row's)."""
-    headline, meaning = customer_words(integration.status)
+    headline, meaning = customer_words(integration)
     code = session.error_code if session is not None and session.error_code_id else None
     return {
         "rule": rule,
@@ -55,9 +50,9 @@ def email_context(integration, rule, *, session=None, now, reauth=False, extra=N
         "error_message": session.error_message if session is not None else "",
         "consecutive_unsuccessful": (facts or integration).consecutive_unsuccessful,
         "what_next": what_next(integration, now),
-        "portal_url": portal_url(integration),
-        # The link itself is made when the email is sent (alerts.delivery):
-        # no live token is ever stored with the alert.
+        # Links (the portal, re-authentication, unsubscribe) are made when the
+        # email is sent (alerts.messages, alerts.delivery): they follow
+        # SITE_URL as it is then, and no live token is ever stored with the alert.
         "wants_reauth_link": reauth,
         "raised_at": _iso(now),
         **(extra or {}),
@@ -108,7 +103,8 @@ def build(
         context=context,
         incident=incident,
         created_at=now,
-        last_error="" if recipients else "No recipients: the tenant has no alert addresses or opted-in members.",
+        failure="" if recipients else Alert.Failure.NO_RECIPIENTS,
+        last_error="" if recipients else NO_RECIPIENTS,
     )
 
 

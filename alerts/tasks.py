@@ -1,10 +1,12 @@
 """django-q2 entry points for alerts and webhooks: load by id, call a service."""
 
 from alerts import consumers, delivery, rules, webhooks
+from syncconsole import logs
 
 
 def deliver_alert(alert_id):
-    return delivery.deliver(alert_id)
+    with logs.context(alert=alert_id):
+        return delivery.deliver(alert_id)
 
 
 def deliver_due_alerts():

@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from alerts import metrics
 from alerts.models import WebhookDelivery, WebhookEndpoint
 from alerts.recipients import tenant_recipients
 from audit import services as audit
@@ -187,27 +188,31 @@ def deliver(delivery_id, now=None):
     latency = int((time.monotonic() - started) * 1000)
     attempts = delivery.attempts + 1
     if not error:
+        with transaction.atomic():
+            WebhookDelivery.objects.filter(pk=delivery.pk).update(
+                state=WebhookDelivery.State.SUCCEEDED,
+                attempts=attempts,
+                response_code=code,
+                latency_ms=latency,
+                delivered_at=now,
+                lease_expires_at=None,
+                last_error="",
+            )
+            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
+            metrics.webhook_attempted(delivered=True, latency_ms=latency, gave_up=False)
+        return WebhookDelivery.State.SUCCEEDED
+    gave_up = attempts >= settings.WEBHOOK_MAX_ATTEMPTS
+    with transaction.atomic():
         WebhookDelivery.objects.filter(pk=delivery.pk).update(
-            state=WebhookDelivery.State.SUCCEEDED,
+            state=WebhookDelivery.State.FAILED if gave_up else WebhookDelivery.State.PENDING,
             attempts=attempts,
             response_code=code,
             latency_ms=latency,
-            delivered_at=now,
+            last_error=error,
             lease_expires_at=None,
-            last_error="",
+            next_attempt_at=now + timedelta(seconds=settings.WEBHOOK_BACKOFF_SECONDS * (2 ** (attempts - 1))),
         )
-        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
-        return WebhookDelivery.State.SUCCEEDED
-    gave_up = attempts >= settings.WEBHOOK_MAX_ATTEMPTS
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(
-        state=WebhookDelivery.State.FAILED if gave_up else WebhookDelivery.State.PENDING,
-        attempts=attempts,
-        response_code=code,
-        latency_ms=latency,
-        last_error=error,
-        lease_expires_at=None,
-        next_attempt_at=now + timedelta(seconds=settings.WEBHOOK_BACKOFF_SECONDS * (2 ** (attempts - 1))),
-    )
+        metrics.webhook_attempted(delivered=False, latency_ms=latency, gave_up=gave_up)
     failing_since = endpoint.failing_since or now
     WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since=None).update(failing_since=now)
     if now - failing_since >= settings.WEBHOOK_DISABLE_AFTER:

@@ -11,6 +11,7 @@ from django.utils import timezone
 from integrations import status as machine
 from integrations.models import Integration, IntegrationEvent, Membership, Tenant
 from integrations.services import perform_action
+from integrations.words import counted
 
 
 def deactivate_idle_development(now=None):
@@ -53,7 +54,7 @@ def deactivate_idle_development(now=None):
             )
             if recipients:
                 send_mail(
-                    f"[SyncConsole] {len(names)} integration(s) of {tenant.name} switched off",
+                    f"[SyncConsole] {counted(len(names), 'integration')} of {tenant.name} switched off",
                     f"Your development tenant {tenant.name} made no API request for "
                     f"{settings.DEVELOPMENT_INACTIVE_AFTER.days} days, so these integrations were switched off:\n\n"
                     + "\n".join(f"  - {name}" for name in names)

@@ -18,6 +18,7 @@ from integrations import status as machine
 from integrations.models import AccountMapping, Integration, IntegrationEvent, SyncSession, Tenant
 from integrations.services import perform_action, record_event
 from integrations.sync.starting import SyncRefused, start_sync
+from integrations.words import counted
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,8 @@ def apply_completeness(integration, *, actor=None):
             record_event(locked, IntegrationEvent.Kind.MAPPING_CHANGED, actor=actor, note="Account mapping edited.")
     integration.refresh_from_db()
     if not state.complete:
-        return f"Mapping saved; {state.unmapped} vendor account(s) still need a target or to be ignored."
+        verb = "needs" if state.unmapped == 1 else "need"
+        return f"Mapping saved; {counted(state.unmapped, 'vendor account')} still {verb} a target or to be ignored."
     if integration.first_sync_finished_at is None and not integration.sessions.exists():
         try:
             trigger = SyncSession.Trigger.STAFF if actor is not None and actor.is_staff else SyncSession.Trigger.CUSTOMER

@@ -9,8 +9,9 @@ import hashlib
 import secrets
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from integrations import crypto
 
@@ -53,13 +54,38 @@ class Tenant(models.Model):
         help_text="What happens when a full sync finds a vendor account (an address book, a customer) "
         "that appeared after setup. Integrations mapped by hand always ask.",
     )
+    # The sync intervals the tenant's admins may choose in the portal (integrations/schedule_controls.py).
+    # Staff may still set any interval on an integration's page.
+    min_sync_interval_minutes = models.PositiveIntegerField(
+        default=15, help_text="The shortest sync interval the tenant's admins may choose, in minutes."
+    )
+    max_sync_interval_minutes = models.PositiveIntegerField(
+        default=24 * 60, help_text="The longest sync interval the tenant's admins may choose, in minutes."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(min_sync_interval_minutes__gte=1)
+                & Q(min_sync_interval_minutes__lte=F("max_sync_interval_minutes")),
+                name="tenant_sync_interval_bounds",
+                violation_error_message="The shortest sync interval must be at least 1 minute and "
+                "no longer than the longest.",
+            ),
+        ]
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        super().clean()
+        low, high = self.min_sync_interval_minutes, self.max_sync_interval_minutes
+        if low is not None and high is not None and low > high:
+            raise ValidationError(
+                {"max_sync_interval_minutes": f"The longest interval ({high} minutes) is shorter than the shortest ({low})."}
+            )
 
     def alert_threshold(self):
         return self.alert_after_unsuccessful or settings.ALERT_AFTER_UNSUCCESSFUL
@@ -207,6 +233,8 @@ class Integration(models.Model):
 
     paused = models.BooleanField(default=False)
     paused_reason = models.CharField(max_length=500, blank=True)
+    # A tenant admin paused it in the portal and may resume it there; support's pauses only support lifts.
+    paused_by_customer = models.BooleanField(default=False, editable=False)
 
     # Kept by whoever opens or closes issues, in the same transaction, with
     # F() updates (issues/counts.py); the lists read it instead of counting.
@@ -364,6 +392,9 @@ class SyncSession(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True)
     task_id = models.CharField(max_length=64, blank=True)
+    # A person's sync sent to the default cluster because no urgent worker was alive
+    # (URGENT_FALLBACK_SECONDS): its queue is the default one (sync/starting.py, sync/fallback.py).
+    fell_back = models.BooleanField(default=False)
 
     items_seen = models.PositiveIntegerField(default=0)
     items_created = models.PositiveIntegerField(default=0)
@@ -436,20 +467,6 @@ class SyncedRecord(models.Model):
         return f"{self.item_type} {self.external_id}"
 
 
-class SeenItem(models.Model):
-    """An item a running full sync met unchanged; its records stay, the others become deleted.
-
-    A narrow append-only row per item instead of rewriting each unchanged
-    record; the rows of a session are removed when it finishes.
-    """
-
-    session_id = models.BigIntegerField()
-    external_id = models.CharField(max_length=200)
-
-    class Meta:
-        indexes = [models.Index(fields=["session_id", "external_id"], name="seen_session_item")]
-
-
 class IntegrationEvent(models.Model):
     class Kind(models.TextChoices):
         CREATED = "created", "Created"
@@ -471,6 +488,8 @@ class IntegrationEvent(models.Model):
         ALERT_SENT = "alert_sent", "Alert sent"
         SESSION_FINISHED = "session_finished", "Sync finished"
         CONNECTION_TESTED = "connection_tested", "Connection tested"
+        INTERVAL_CHANGED = "interval_changed", "Sync interval changed"
+        VIEWED_AS_CUSTOMER = "viewed_as_customer", "Viewed as the customer sees it"
 
     # What other apps react to (integrations.events): written here, consumed there.
     ANNOUNCED_KINDS = (Kind.STATUS_CHANGED, Kind.SESSION_FINISHED)
@@ -530,3 +549,9 @@ class ReauthLink(models.Model):
     @staticmethod
     def hash_token(token):
         return hashlib.sha256(token.encode()).hexdigest()
+
+
+# The engine's bookkeeping (seen items and ranges, page fingerprints, worker
+# heartbeats) and the counters behind /metrics, in modules of their own.
+from integrations.bookkeeping import PageFingerprint, SeenItem, SeenRange, WorkerHeartbeat  # noqa: E402, F401
+from integrations.tallies import MetricTally  # noqa: E402, F401

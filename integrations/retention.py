@@ -33,7 +33,7 @@ from django.db import connection, models, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from integrations.models import Integration, IntegrationEvent, SeenItem, SyncSession
+from integrations.models import Integration, IntegrationEvent, SeenItem, SeenRange, SyncSession
 from issues.models import SupportRequest, SyncIssue
 
 logger = logging.getLogger(__name__)
@@ -82,9 +82,7 @@ class Result:
 
 
 def resolved_issues(cutoff):
-    waiting_for_help = SupportRequest.objects.filter(
-        issue=OuterRef("pk"), state__in=(SupportRequest.State.OPEN, SupportRequest.State.IN_PROGRESS)
-    )
+    waiting_for_help = SupportRequest.objects.filter(issue=OuterRef("pk"), state__in=SupportRequest.OPEN_STATES)
     return SyncIssue.objects.filter(state=SyncIssue.State.RESOLVED, resolved_at__lt=cutoff).exclude(
         Exists(waiting_for_help)
     )
@@ -115,12 +113,21 @@ def leftover_seen_items(cutoff):
     return SeenItem.objects.exclude(Exists(keep))
 
 
+def leftover_seen_ranges(cutoff):
+    """The same for the ranges of pages a full sync skipped as unchanged."""
+    keep = SyncSession.objects.filter(pk=OuterRef("session_id")).filter(
+        Q(state__in=SyncSession.OPEN_STATES) | Q(finished_at__gte=cutoff)
+    )
+    return SeenRange.objects.exclude(Exists(keep))
+
+
 # The order matters a little: issues and events first, so fewer references
 # to the sessions are left to clear when the sessions go.
 register(Kind("resolved issues", "RETENTION_DAYS_ISSUES", SyncIssue, resolved_issues))
 register(Kind("timeline events", "RETENTION_DAYS_EVENTS", IntegrationEvent, old_events))
 register(Kind("finished sessions", "RETENTION_DAYS_SESSIONS", SyncSession, finished_sessions))
 register(Kind("seen items", "RETENTION_DAYS_SEEN_ITEMS", SeenItem, leftover_seen_items))
+register(Kind("seen ranges", "RETENTION_DAYS_SEEN_ITEMS", SeenRange, leftover_seen_ranges))
 
 
 # -- purging -----------------------------------------------------------------------------

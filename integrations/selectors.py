@@ -11,15 +11,21 @@ from django.conf import settings
 from django.db.models import F, OuterRef, Q, Subquery
 
 from integrations.models import Integration, SyncSession
-from integrations.statuses import DECLARATIONS
+from integrations.statuses import DECLARATIONS, cause_of
 from issues.models import ErrorCode, SyncIssue
 
 Status = Integration.Status
 
-def customer_words(status):
-    """(headline, what it means) in the customer's words, from the status's declaration."""
+def customer_words(subject):
+    """(headline, what it means) in the customer's words, from the status's declaration.
+
+    Given an integration rather than a status, the meaning is the one for the
+    cause that put it there (`statuses.cause_of`): revoked credentials read
+    differently from credentials that kept failing.
+    """
+    status, cause = (subject.status, cause_of(subject)) if hasattr(subject, "status") else (subject, "")
     found = DECLARATIONS.get(status)
-    return (found.headline, found.meaning) if found else (status, "")
+    return (found.headline, found.meaning_for(cause)) if found else (status, "")
 
 
 def api_status(status):
@@ -76,6 +82,8 @@ def what_next(integration, now):
     fixed = DECLARATIONS[status].next_step
     if fixed:
         return fixed
+    if integration.paused and integration.paused_by_customer:
+        return "Scheduled syncs are paused by your organisation's admin; resume them to sync again."
     if integration.paused:
         return "Syncs are paused by our support team."
     if integration.next_sync_at:

@@ -197,7 +197,11 @@ def release_quality_assurance(integration_id, *, actor, note, now=None):
 
 
 def set_paused(integration_id, paused, *, actor, reason="", now=None):
-    """Pause or resume scheduled syncs; IllegalTransition if it already is so."""
+    """Pause or resume scheduled syncs; IllegalTransition if it already is so.
+
+    A pause by someone who is not staff (a tenant admin in the portal) is
+    marked as the customer's: they may lift it themselves (schedule_controls).
+    """
     now = now or timezone.now()
     with transaction.atomic():
         integration = Integration.objects.select_for_update().get(pk=integration_id)
@@ -207,7 +211,8 @@ def set_paused(integration_id, paused, *, actor, reason="", now=None):
             raise machine.IllegalTransition("The integration is deleted.")
         integration.paused = paused
         integration.paused_reason = reason[:500] if paused else ""
-        integration.save(update_fields=["paused", "paused_reason"])
+        integration.paused_by_customer = paused and actor is not None and not actor.is_staff
+        integration.save(update_fields=["paused", "paused_reason", "paused_by_customer"])
         record_event(
             integration,
             IntegrationEvent.Kind.PAUSED if paused else IntegrationEvent.Kind.RESUMED,

@@ -36,6 +36,9 @@ STAFF_ACTIONS = (
 )
 _ON_A_LIVE_INTEGRATION = frozenset(STAFF_ACTIONS) - {"release_qa", "reactivate", "restore"}
 
+# Causes a status's customer words tell apart (Declaration.meaning_by_cause, cause_of).
+CREDENTIALS_REVOKED = "credentials_revoked"
+
 
 @dataclass(frozen=True)
 class SyncRefusal:
@@ -57,10 +60,17 @@ class Declaration:
     refusal: SyncRefusal | None = None
     actions: frozenset = field(default_factory=frozenset)  # staff actions it allows
     needs_attention: bool = False
+    # (cause, the customer's words for it) where one status has causes the customer must tell
+    # apart: credentials revoked by staff have not "failed for several days" (`cause_of`).
+    meaning_by_cause: tuple = ()
 
     @property
     def label(self):
         return Status(self.status).label
+
+    def meaning_for(self, cause=""):
+        """What the status means to the customer, for the cause that put the integration in it."""
+        return dict(self.meaning_by_cause).get(cause, self.meaning)
 
     def refuses(self, trigger):
         """The refusal for a sync with this trigger, or None."""
@@ -131,6 +141,13 @@ DECLARATIONS = {
             "Sign-in has failed for several days, so syncs are paused until you re-authenticate.",
             "auth_failing",
             next_step="Syncs are paused until you re-authenticate.",
+            meaning_by_cause=(
+                (
+                    CREDENTIALS_REVOKED,
+                    "Our support team removed the saved credentials, so syncs are paused until you "
+                    "re-authenticate.",
+                ),
+            ),
             refusal=SyncRefusal(
                 "CREDENTIALS_INVALID",
                 "Syncs are paused until new credentials are saved (re-authenticate).",
@@ -178,3 +195,10 @@ DECLARATIONS = {
 
 def declaration(status):
     return DECLARATIONS[status]
+
+
+def cause_of(integration):
+    """Why the integration is in its status, where the declaration words causes apart ("" otherwise)."""
+    if integration.status == Status.CREDENTIALS_INVALID and integration.credentials_revoked_at is not None:
+        return CREDENTIALS_REVOKED
+    return ""

@@ -97,6 +97,10 @@ class SyncIssue(models.Model):
             models.Index(fields=["tenant", "state", "-last_seen_at"], name="issue_tenant_state_seen"),
             models.Index(fields=["integration", "state", "-last_seen_at"], name="issue_integration_state"),
             models.Index(fields=["error_code", "last_seen_at"], name="issue_code_seen"),
+            # The console's list in its order (deep pages read ids from the index alone), and
+            # filtered by state and severity (the capped count reads the index alone).
+            models.Index(fields=["-last_seen_at", "-id"], name="issue_seen_id"),
+            models.Index(fields=["state", "severity", "-last_seen_at", "-id"], name="issue_state_severity_seen"),
             models.Index(fields=["external_id"], name="issue_external_id"),
         ]
         permissions = [("resolve_syncissue", "Can resolve and ignore issues")]
@@ -113,22 +117,104 @@ class SyncIssue(models.Model):
 
 
 class SupportRequest(models.Model):
-    class State(models.TextChoices):
-        OPEN = "open", "Open"
-        IN_PROGRESS = "in_progress", "In progress"
-        ANSWERED = "answered", "Answered"
-        CLOSED = "closed", "Closed"
+    """A customer's request for help about an integration (often one of its issues), and its conversation.
 
-    issue = models.ForeignKey(SyncIssue, on_delete=models.CASCADE, related_name="support_requests")
+    The customer's first words are `message`; everything after is a
+    SupportMessage: replies (support's or the customer's, both shown in the
+    portal) and support's internal notes (never shown or emailed to the
+    customer). issues/support/ holds the transitions, emails and reads.
+    """
+
+    class State(models.TextChoices):
+        NEW = "new", "New"
+        IN_PROGRESS = "in_progress", "In progress"
+        WAITING_ON_CUSTOMER = "waiting_on_customer", "Waiting on customer"
+        RESOLVED = "resolved", "Resolved"
+
+    OPEN_STATES = (State.NEW, State.IN_PROGRESS, State.WAITING_ON_CUSTOMER)
+    # What the customer reads for each state, in the portal.
+    CUSTOMER_WORDS = {
+        State.NEW: "Sent to support",
+        State.IN_PROGRESS: "Support is on it",
+        State.WAITING_ON_CUSTOMER: "Support answered",
+        State.RESOLVED: "Resolved",
+    }
+
+    integration = models.ForeignKey(
+        "integrations.Integration", on_delete=models.CASCADE, related_name="support_requests"
+    )
+    issue = models.ForeignKey(
+        SyncIssue,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="support_requests",
+        help_text="Empty when the customer asked from the General tab, about the integration as a whole.",
+    )
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="support_requests")
     message = models.TextField()
     history = models.JSONField(default=list, blank=True, help_text="The integration's recent sessions when asked.")
-    state = models.CharField(max_length=15, choices=State.choices, default=State.OPEN, db_index=True)
+    facts = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="What support asks first, as [label, value] pairs: when the problem began, "
+        "re-authentication and forced syncs tried, the account mapping.",
+    )
+    state = models.CharField(max_length=20, choices=State.choices, default=State.NEW, db_index=True)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_support_requests",
+        limit_choices_to={"is_staff": True, "is_active": True},
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = "help request"
 
     def __str__(self):
-        return f"Help with {self.issue} ({self.get_state_display()})"
+        about = self.issue.error_code_id if self.issue_id else "the integration"
+        return f"Request {self.pk}: help with {about}"
+
+    @property
+    def is_open(self):
+        return self.state != self.State.RESOLVED
+
+    @property
+    def customer_words(self):
+        return self.CUSTOMER_WORDS[self.state]
+
+
+class SupportMessage(models.Model):
+    """One message of a help request's conversation after the customer's first words."""
+
+    class Kind(models.TextChoices):
+        REPLY = "reply", "Reply"
+        NOTE = "note", "Internal note"
+
+    request = models.ForeignKey(SupportRequest, on_delete=models.CASCADE, related_name="messages")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.REPLY)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept as written: the customer reads "SyncConsole support", whatever becomes of the account.
+    from_support = models.BooleanField()
+    body = models.TextField()
+    created_at = models.DateTimeField()
+    # The email this message sends (a reply to the customer, a customer's answer to support).
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    email_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["request", "created_at"], name="support_message_thread")]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind="reply") | Q(from_support=True), name="notes_are_support_only"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} on request {self.request_id} at {self.created_at:%Y-%m-%d %H:%M}"

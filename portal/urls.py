@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from portal import views
+from portal import views, views_controls, views_export, views_requests
 from portal.api import api
 
 portal_patterns = [
@@ -50,9 +50,17 @@ portal_patterns = [
     path("integrations/<int:integration_id>/test-connection/", views.test_connection, name="test_connection"),
     path("integrations/<int:integration_id>/reauthenticate/", views.reauthenticate, name="reauthenticate"),
     path("integrations/<int:integration_id>/reactivate/", views.reactivate, name="reactivate"),
+    path("integrations/<int:integration_id>/schedule/", views_controls.schedule, name="schedule"),
     path("integrations/<int:integration_id>/mapping/", views.mapping, name="mapping"),
     path("integrations/<int:integration_id>/issues/", views.issues_tab, name="issues"),
-    path("integrations/<int:integration_id>/issues/<int:issue_id>/help/", views.ask_for_help, name="help"),
+    path("integrations/<int:integration_id>/issues.csv", views_export.issues_csv, name="issues_csv"),
+    path("integrations/<int:integration_id>/issues/<int:issue_id>/help/", views_requests.ask_for_help, name="help"),
+    path("integrations/<int:integration_id>/contact-support/", views_requests.contact_support, name="contact_support"),
+    path(
+        "integrations/<int:integration_id>/help-requests/<int:request_id>/",
+        views_requests.support_request,
+        name="support_request",
+    ),
     path("integrations/<int:integration_id>/records/<int:record_id>/", views.record_detail, name="record"),
 ]
 

@@ -7,6 +7,7 @@ answer 404. Viewers read; tenant admins also sync, re-authenticate and map.
 from functools import wraps
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
@@ -19,6 +20,8 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from integrations import connection_test, pagination, reauth, selectors, services
+from integrations import credential_checks, schedule_controls
+from integrations.advice import CUSTOMER, advice_for, supersedes_catalog
 from integrations import status as machine
 from integrations.admin.panels import history_svg
 from integrations.api_keys import create_api_key, revoke_api_key
@@ -26,10 +29,11 @@ from integrations.connectors.base import connector_keys, get_connector_class
 from integrations.mapping import new_account_issues, save_mapping, set_new_account_choice
 from integrations.models import AccountMapping, ApiKey, Membership, SyncedRecord, SyncSession, Tenant
 from integrations.sync.starting import SyncRefused, start_sync
-from issues import services as issue_services
-from issues.models import ErrorCode, Severity, SupportRequest, SyncIssue
+from integrations.sync.waiting import estimate_wait
+from issues.models import ErrorCode, Severity, SyncIssue
+from issues.support import selectors as support_selectors
 from portal.views_reauth import credentials_form
-from syncconsole import limits, outbound
+from syncconsole import limits, logs, outbound
 
 ISSUES_PER_PAGE = 25
 INTEGRATIONS_PER_PAGE = 50
@@ -63,6 +67,7 @@ def portal_view(role=None):
                 raise PermissionDenied("Only tenant admins can do this.")
             request.membership = membership
             request.tenant = membership.tenant
+            logs.bind(tenant=membership.tenant_id)
             return view(request, *args, **kwargs)
 
         return wrapped
@@ -75,13 +80,21 @@ def tenant_integration(request, integration_id):
 
 
 def base_context(request, **extra):
+    return tenant_context(request.tenant, request.membership.role, membership=request.membership, **extra)
+
+
+def tenant_context(tenant, role, *, membership=None, **extra):
+    """What every portal page shows: the tenant, whether the reader is its admin, its open vendor incidents.
+
+    Without a membership: staff viewing the portal as a member of that role sees it (views_as_customer).
+    """
     from alerts.incidents import open_incidents_for_tenant
 
     return {
-        "tenant": request.tenant,
-        "membership": request.membership,
-        "is_admin": request.membership.role == Membership.Role.ADMIN,
-        "incidents": open_incidents_for_tenant(request.tenant),
+        "tenant": tenant,
+        "membership": membership,
+        "is_admin": role == Membership.Role.ADMIN,
+        "incidents": open_incidents_for_tenant(tenant),
         **extra,
     }
 
@@ -99,7 +112,7 @@ def integration_list(request):
     except (selectors.BadFilter, pagination.BadCursor) as exc:
         context = base_context(request, cards=[], error=str(exc), **choices)
         return render(request, "portal/list.html", context, status=400)
-    cards = [(i, *selectors.customer_words(i.status)) for i in integrations]
+    cards = [(i, *selectors.customer_words(i)) for i in integrations]
     context = base_context(request, cards=cards, **_pager(params, next_cursor), **choices)
     return render(request, "portal/list.html", context)
 
@@ -130,11 +143,16 @@ def _pager(params, next_cursor):
 @require_GET
 def general_tab(request, integration_id):
     integration = tenant_integration(request, integration_id)
+    is_admin = request.membership.role == Membership.Role.ADMIN
+    return render(request, "portal/general.html", base_context(request, **general_context(integration, is_admin=is_admin)))
+
+
+def general_context(integration, *, is_admin):
+    """What the General tab shows of the integration, to a tenant admin or a viewer (and to staff viewing it as one)."""
     now = timezone.now()
     sessions = selectors.recent_sessions(integration)
-    headline, meaning = selectors.customer_words(integration.status)
-    context = base_context(
-        request,
+    headline, meaning = selectors.customer_words(integration)
+    return dict(
         integration=integration,
         headline=headline,
         meaning=meaning,
@@ -145,10 +163,13 @@ def general_tab(request, integration_id):
         history=history_svg(sessions),
         tab="general",
         refusal=_sync_refusal_text(integration),
-        can_test_connection=request.membership.role == Membership.Role.ADMIN
-        and not connection_test.refusal(integration),
+        can_test_connection=is_admin and not connection_test.refusal(integration),
+        advice=advice_for(integration, CUSTOMER),
+        catalog_advice_superseded=supersedes_catalog(integration),
+        support_contact={"email": settings.SUPPORT_EMAIL, "url": settings.SUPPORT_URL},
+        support_requests=support_selectors.open_requests_of_integration(integration),
+        schedule=schedule_controls.schedule_of(integration),
     )
-    return render(request, "portal/general.html", context)
 
 
 def _sync_refusal_text(integration):
@@ -197,10 +218,18 @@ def sync_now(request, integration_id):
     try:
         session = start_sync(integration, kind=kind, trigger=SyncSession.Trigger.CUSTOMER, requested_by=request.user)
     except SyncRefused as exc:
-        messages.error(request, f"The sync was not started: {exc.message}")
+        messages.error(request, f"The sync was not started: {exc.message}{_likely_wait(exc.session)}")
         return redirect("portal:general", integration.pk)
-    messages.success(request, f"{session.get_kind_display()} sync started.")
+    session.refresh_from_db(fields=["state"])
+    likely = _likely_wait(session)
+    messages.success(request, f"{session.get_kind_display()} sync {'requested' if likely else 'started'}.{likely}")
     return redirect("portal:general", integration.pk)
+
+
+def _likely_wait(session):
+    """While the workers are busy, " Queued behind N other syncs: likely to start within M minutes."; else ""."""
+    estimate = estimate_wait(session) if session is not None else None
+    return f" {estimate.sentence()}" if estimate is not None and estimate.busy else ""
 
 
 @portal_view()
@@ -269,6 +298,8 @@ def reauthenticate(request, integration_id):
         messages.success(
             request, f"The vendor accepted the new credentials. No sync could start now: {_sync_refusal_text(integration) or 'see the status above'}."
         )
+    for shared in credential_checks.shared_mailboxes(credentials):  # a warning; the credentials are saved
+        messages.warning(request, shared.text())
     return redirect("portal:general", integration.pk)
 
 
@@ -339,27 +370,26 @@ def mapping(request, integration_id):
 @require_GET
 def issues_tab(request, integration_id):
     integration = tenant_integration(request, integration_id)
-    params = request.GET
+    context, status = issues_context(integration, request.GET)
+    return render(request, "portal/issues.html", base_context(request, **context), status=status)
+
+
+def issues_context(integration, params):
+    """(context, HTTP status) of the Issues tab: a page of issues, or 400 naming the wrong filter or cursor."""
     try:
         qs = selectors.filtered_issues(integration, params)
         rows, next_cursor = pagination.page_by_last_seen(qs, params.get("after", ""), ISSUES_PER_PAGE)
     except (selectors.BadFilter, pagination.BadCursor) as exc:
-        context = base_context(request, integration=integration, tab="issues", error=str(exc), **_filter_choices(params))
-        return render(request, "portal/issues.html", context, status=400)
-    open_requests = {
-        r.issue_id: r
-        for r in SupportRequest.objects.filter(issue__in=[r.pk for r in rows], user__membership__tenant=request.tenant)
-        .order_by("issue_id", "created_at")  # the latest request of each issue wins
-    }
-    context = base_context(
-        request,
+        return dict(integration=integration, tab="issues", error=str(exc), **_filter_choices(params)), 400
+    open_requests = support_selectors.latest_request_per_issue(integration, [r.pk for r in rows])
+    context = dict(
         integration=integration,
         tab="issues",
         issues=[(issue, open_requests.get(issue.pk)) for issue in rows],
         **_pager(params, next_cursor),
         **_filter_choices(params),
     )
-    return render(request, "portal/issues.html", context)
+    return context, 200
 
 
 def _filter_choices(params):
@@ -370,47 +400,6 @@ def _filter_choices(params):
         "states": [*SyncIssue.State.choices, ("all", "All")],
         "current": {name: params.get(name, "open" if name == "state" else "") for name in selectors.ISSUE_FILTERS},
     }
-
-
-class HelpForm(forms.Form):
-    message = forms.CharField(
-        max_length=4000,
-        widget=forms.Textarea(attrs={"rows": 5}),
-        help_text="What you tried and what you expected. Our support team answers by email.",
-    )
-
-
-@portal_view()
-@require_http_methods(["GET", "POST"])
-def ask_for_help(request, integration_id, issue_id):
-    integration = tenant_integration(request, integration_id)
-    issue = get_object_or_404(SyncIssue.objects.select_related("error_code"), pk=issue_id, integration=integration)
-    form = HelpForm(request.POST if request.method == "POST" else None)
-    requests_ = list(issue.support_requests.filter(user__membership__tenant=request.tenant).order_by("-created_at")[:10])
-    context = base_context(request, integration=integration, issue=issue, form=form, requests=requests_, tab="issues")
-    if request.method == "GET":
-        return render(request, "portal/help.html", context)
-    if not form.is_valid():
-        return render(request, "portal/help.html", context, status=400)
-    wait = limits.hit("help_requests", request.user.pk)
-    if wait is not None:
-        return limits.limited_page(request, wait, "You sent many help requests in a short time; our team has them all.")
-    history = [
-        {
-            "id": s.pk,
-            "state": s.state,
-            "error_code": s.error_code_id,
-            "queued_at": s.queued_at.isoformat(),
-            "finished_at": s.finished_at.isoformat() if s.finished_at else None,
-            "items_seen": s.items_seen,
-        }
-        for s in selectors.recent_sessions(integration, limit=10)
-    ]
-    issue_services.request_help(
-        issue, request.user, form.cleaned_data["message"], history=history, tenant_name=request.tenant.name
-    )
-    messages.success(request, "Your request was sent to our support team. You can follow it here.")
-    return redirect("portal:help", integration.pk, issue.pk)
 
 
 @portal_view()

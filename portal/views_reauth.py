@@ -13,7 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
-from integrations import reauth
+from integrations import credential_checks, reauth
 from integrations.connectors.base import get_connector_class
 from syncconsole import limits
 
@@ -76,8 +76,9 @@ def reauth_page(request, token):
     form = credentials_form(connector_class, integration.settings, request.POST)
     if not form.is_valid():
         return render(request, "reauth/form.html", {**context, "form": form}, status=400)
+    submitted = {k: v for k, v in form.cleaned_data.items() if v}
     try:
-        _, session = reauth.complete(token, {k: v for k, v in form.cleaned_data.items() if v})
+        _, session = reauth.complete(token, submitted)
     except reauth.CredentialsRejected as exc:
         context.update(form=credentials_form(connector_class, integration.settings), rejected=exc.message)
         return render(request, "reauth/form.html", context, status=400)
@@ -85,4 +86,5 @@ def reauth_page(request, token):
         request.session.pop(SESSION_KEY, None)
         return unusable(request, exc.reason, exc.message, exc.http_status)
     request.session.pop(SESSION_KEY, None)
-    return render(request, "reauth/done.html", {**context, "session": session})
+    warnings = [shared.text() for shared in credential_checks.shared_mailboxes(submitted)]
+    return render(request, "reauth/done.html", {**context, "session": session, "warnings": warnings})

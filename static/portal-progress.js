@@ -5,7 +5,8 @@
   var timer = setInterval(function () {
     fetch(box.dataset.progressUrl, {credentials: "same-origin"}).then(function (r) { return r.json(); }).then(function (data) {
       if (data.syncing && data.session) {
-        progress.textContent = "Syncing: " + data.session.items_seen + (data.session.items_total ? " of " + data.session.items_total : "") + " items";
+        var seen = data.session.items_seen, total = data.session.items_total;
+        progress.textContent = "Syncing: " + seen + (total ? " of " + total + " items" : (seen === 1 ? " item" : " items"));
       } else { clearInterval(timer); window.location.reload(); }
     }).catch(function () { clearInterval(timer); });
   }, 1500);

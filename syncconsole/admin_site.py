@@ -13,6 +13,8 @@ class ConsoleAdminSite(admin.AdminSite):
     site_title = "SyncConsole"
     index_title = "Integration sync health"
     index_template = "admin/syncconsole_index.html"
+    # The dashboard lists every model; the sidebar's 300 px go to the changelists' columns (1280 px screens).
+    enable_nav_sidebar = False
 
     def index(self, request, extra_context=None):
         extra = dict(extra_context or {})
@@ -35,9 +37,26 @@ def queue_depths():
     return depths
 
 
+def worker_liveness(now):
+    """The workers panel: each cluster's live workers and last beat, and the urgent fallback (one query)."""
+    from django.conf import settings
+
+    from integrations.sync.heartbeats import liveness
+
+    clusters = liveness(now)
+    return {
+        "clusters": clusters,
+        "falls_back": any(cluster.falls_back for cluster in clusters),
+        "urgent": settings.URGENT_CLUSTER,
+        "default": settings.Q_CLUSTER["name"],
+        "fallback_seconds": settings.URGENT_FALLBACK_SECONDS,
+    }
+
+
 def dashboard(now):
     """Everything the index shows, in a fixed number of queries."""
     from integrations.models import Integration, SyncSession
+    from syncconsole import activity
 
     day_ago = now - timedelta(hours=24)
     counts = dict(Integration.objects.values_list("status").annotate(n=Count("pk")).order_by())
@@ -61,12 +80,7 @@ def dashboard(now):
         .select_related("integration", "integration__tenant")
         .order_by("-finished_at")[:25]
     )
-    top_codes = list(
-        SyncSession.objects.filter(finished_at__gte=day_ago, error_code__isnull=False)
-        .values("error_code", "error_code__title")
-        .annotate(sessions=Count("pk"), tenants=Count("integration__tenant", distinct=True))
-        .order_by("-sessions")[:10]
-    )
+    top_codes = activity.top_codes(now)
     from alerts.models import Alert, Incident
 
     alerts = list(
@@ -75,6 +89,8 @@ def dashboard(now):
         .order_by("-sent_at")[:25]
     )
     incidents = list(Incident.objects.filter(resolved_at=None).select_related("error_code").order_by("-opened_at")[:10])
+    from issues.support.selectors import open_requests_panel
+
     return {
         "statuses": statuses,
         "attention": attention,
@@ -82,8 +98,12 @@ def dashboard(now):
         "reaped": reaped,
         "top_codes": top_codes,
         "queues": queue_depths(),
+        "workers": worker_liveness(now),
         "alerts": alerts,
         "incidents": incidents,
+        "requests": open_requests_panel(now),
+        # Sessions per hour by outcome and failing integrations over time (syncconsole/activity.py).
+        "charts": activity.activity(now, counts),
         "now": now,
     }
 

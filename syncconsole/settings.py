@@ -19,6 +19,8 @@ import environ
 from csp import constants as csp
 from django.core.exceptions import ImproperlyConfigured
 
+from syncconsole import logs as _logs
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -54,6 +56,9 @@ def _required(name):
 SECRET_KEY = _required("SECRET_KEY") or _DEV_SECRET_KEY
 if PRODUCTION and SECRET_KEY == _DEV_SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY is the development key; set a real one.")
+# Previous secret keys, comma-separated: what they signed (sessions, password-reset
+# links, list cursors) stays valid while they are here (docs/DEPLOY.md, key rotation).
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 if PRODUCTION and not env.str("ALLOWED_HOSTS", default=""):
@@ -77,9 +82,15 @@ INSTALLED_APPS = [
     "alerts",
     "audit",
     "portal",
+    # Above the apps, without models: commands that read every app (export_tenant, import_tenant).
+    "syncconsole",
 ]
 
 MIDDLEWARE = [
+    # First: every line logged while answering carries the request's id; the time
+    # measured is the whole answer's.
+    "syncconsole.logs.RequestContextMiddleware",
+    "syncconsole.metrics.HttpMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -108,6 +119,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "syncconsole.outbox.outbox_link",
             ],
         },
     },
@@ -187,6 +199,7 @@ RATE_LIMITS = {
     "api_key_failures": _limit("api_key_failures", 50, 900),  # per address
     "reauth_token_failures": _limit("reauth_token_failures", 20, 900),  # per address
     "help_requests": _limit("help_requests", 10, 3600),  # per user
+    "help_replies": _limit("help_replies", 30, 3600),  # per user: answers to support in the portal
     "password_reset": _limit("password_reset", 5, 3600),  # per address and per email address
     "webhook_endpoints": _limit("webhook_endpoints", 20, 3600),  # per tenant
     "sync_triggers": _limit("sync_triggers", 6, 600),  # per integration, people and API keys
@@ -239,6 +252,15 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="SyncConsole <synccon
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 SUPPORT_EMAIL = env.str("SUPPORT_EMAIL", default="support@localhost")
 ENGINEERING_EMAIL = env.str("ENGINEERING_EMAIL", default="engineering@localhost")
+# Where customers find help (a help centre or a contact form), shown with SUPPORT_EMAIL
+# on the portal's General tab; empty: the email address alone.
+SUPPORT_URL = env.str("SUPPORT_URL", default="")
+# Development's local mailbox (EMAIL_URL=filemail:///var/outbox, what `make demo` sets; a
+# relative path is under the checkout): one .eml file per message, which the console's
+# "Outbox (development)" page lists (syncconsole/outbox.py). Production refuses it above.
+if EMAIL_BACKEND == "django.core.mail.backends.filebased.EmailBackend":  # noqa: F821 (from EMAIL_CONFIG)
+    EMAIL_BACKEND = "syncconsole.outbox.OutboxEmailBackend"
+    EMAIL_FILE_PATH = str(BASE_DIR / (EMAIL_FILE_PATH or "var/outbox"))  # noqa: F821
 
 # Credentials at rest ----------------------------------------------------
 
@@ -260,6 +282,17 @@ if not CREDENTIALS_KEYS:
         )
     CREDENTIALS_KEYS = [_dev_credentials_key()]
 
+# Usernames that look like a shared or admin mailbox: saving such credentials warns
+# and advises a dedicated service account (integrations/credential_checks.py).
+# "admin@" is that mailbox at any domain; other entries are shell-style patterns.
+SHARED_MAILBOX_PATTERNS = env.list(
+    "SHARED_MAILBOX_PATTERNS",
+    default=[
+        "admin@", "administrator@", "info@", "support@", "it@", "office@", "helpdesk@", "help@",
+        "noreply@", "no-reply@", "billing@", "accounts@", "sales@", "contact@", "hello@", "postmaster@",
+    ],
+)
+
 # Sync thresholds --------------------------------------------------------
 
 ALERT_AFTER_UNSUCCESSFUL = env.int("ALERT_AFTER_UNSUCCESSFUL", default=10)
@@ -274,7 +307,11 @@ SESSION_LOG_MAX_ENTRIES = env.int("SESSION_LOG_MAX_ENTRIES", default=200)
 
 CREDENTIALS_EXPIRING_WARNING = timedelta(days=env.float("CREDENTIALS_EXPIRING_WARNING_DAYS", default=7))
 STALE_AFTER_INTERVALS = env.float("STALE_AFTER_INTERVALS", default=3)
-ALERT_DIGEST_WINDOW = timedelta(minutes=env.float("ALERT_DIGEST_WINDOW_MINUTES", default=60))
+# Alerts that can wait (credentials expiring, stale, vendor incidents) are
+# grouped per tenant: the first opens a window this long, the alerts raised
+# within it go out in one email when it ends. Alerts that need action
+# (authentication failing, credentials invalid, repeated failures) never wait.
+ALERT_DIGEST_WINDOW = timedelta(minutes=env.float("ALERT_DIGEST_WINDOW_MINUTES", default=5))
 ALERT_RETRY_MAX = timedelta(minutes=env.float("ALERT_RETRY_MAX_MINUTES", default=30))
 INCIDENT_MIN_TENANTS = env.int("INCIDENT_MIN_TENANTS", default=3)
 INCIDENT_WINDOW = timedelta(minutes=env.float("INCIDENT_WINDOW_MINUTES", default=30))
@@ -387,6 +424,23 @@ else:
 
 URGENT_CLUSTER = "urgent"
 
+# Worker liveness (integrations/sync/heartbeats.py): every qcluster worker
+# process writes a heartbeat each WORKER_HEARTBEAT_SECONDS; a cluster whose
+# workers have all been silent for WORKER_DEAD_AFTER_SECONDS has no live worker
+# (/readyz, the dashboard, `manage.py doctor`). When no urgent worker has beaten
+# for URGENT_FALLBACK_SECONDS, people's syncs go to the default cluster and
+# those waiting on the urgent queue are moved there (0: never fall back).
+WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=5)
+WORKER_DEAD_AFTER_SECONDS = env.float("WORKER_DEAD_AFTER_SECONDS", default=30)
+URGENT_FALLBACK_SECONDS = env.float("URGENT_FALLBACK_SECONDS", default=60)
+# Either window shorter than two heartbeats would call a live worker dead now and then.
+if WORKER_HEARTBEAT_SECONDS <= 0 or WORKER_DEAD_AFTER_SECONDS < 2 * WORKER_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured(
+        "WORKER_DEAD_AFTER_SECONDS must be at least twice WORKER_HEARTBEAT_SECONDS (which must be more than 0)."
+    )
+if 0 < URGENT_FALLBACK_SECONDS < 2 * WORKER_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured("URGENT_FALLBACK_SECONDS must be 0 (never) or at least twice WORKER_HEARTBEAT_SECONDS.")
+
 # Cache: the counters of the limits. Shared through Redis when there is one.
 CACHES = {
     "default": (
@@ -406,6 +460,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # Load balancers probe the process itself over plain HTTP (syncconsole/health.py).
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
@@ -433,12 +489,15 @@ CONTENT_SECURITY_POLICY = {
 STAFF_SESSION_IDLE_SECONDS = int(env.float("STAFF_SESSION_IDLE_MINUTES", default=30) * 60)
 PORTAL_SESSION_IDLE_SECONDS = int(env.float("PORTAL_SESSION_IDLE_MINUTES", default=8 * 60) * 60)
 
-# Logging: never log credentials; the engine logs ids and codes only.
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# Logging (syncconsole/logs.py): never log credentials; the engine logs ids and codes only.
+# Production writes one JSON object a line, development readable text; every
+# line carries the request, tenant, integration and session ids it is about.
+LOG_FORMAT = env.str("LOG_FORMAT", default="json" if PRODUCTION else "text")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT is {LOG_FORMAT!r}: use json or text.")
+LOGGING = _logs.logging_config(fmt=LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO").upper())
+
+# Metrics (/metrics, syncconsole/metrics.py): read with "Authorization: Bearer
+# <METRICS_TOKEN>". Without a token production refuses every scrape (403);
+# development serves them openly.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

@@ -3,7 +3,12 @@ import importlib
 import pytest
 from django.apps import apps
 
-pytest_plugins = ["tests.plugins.simulator", "tests.plugins.json_server", "tests.plugins.tls_server"]
+pytest_plugins = [
+    "tests.plugins.simulator",
+    "tests.plugins.json_server",
+    "tests.plugins.tls_server",
+    "tests.plugins.chromium",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -13,6 +18,16 @@ def fresh_limits():
 
     cache.clear()
     yield
+
+
+@pytest.fixture(autouse=True)
+def fresh_log_context():
+    """Each test starts with no log context bound: a test client's streamed answer left unread never ends its request."""
+    from syncconsole import logs
+
+    logs.clear()
+    yield
+    logs.clear()
 
 
 @pytest.fixture
@@ -35,6 +50,7 @@ CATALOG_MIGRATIONS = (
     "issues.migrations.0003_destination_refused",
     "issues.migrations.0004_vendor_tls_invalid",
     "issues.migrations.0005_new_vendor_account",
+    "issues.migrations.0008_unknown_first_steps",
 )
 
 
@@ -71,11 +87,16 @@ def pytest_configure(config):
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
-    """A skipped test whose peer this run promised to provide is a failure, with the skip's reason."""
+    """A skipped test whose peers this run promised to provide is a failure, with the skip's reason.
+
+    Every peer it is marked for: a test that needs PostgreSQL and a browser
+    may skip in a run that promises the browser alone (the SQLite pass).
+    """
     report = yield
     required = item.config.required_markers
     if report.skipped and not hasattr(report, "wasxfail"):
-        missing = sorted(name for name in required if item.get_closest_marker(name))
+        needs = {name for name in REQUIRABLE if item.get_closest_marker(name)}
+        missing = sorted(needs) if needs and needs <= required else []
         if missing:
             reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
             report.outcome = "failed"

@@ -28,6 +28,22 @@ def latest(executor):
     return [node for node in executor.loader.graph.leaf_nodes() if node[0] in OUR_APPS]
 
 
+def state_before(executor, app, migration):
+    """Targets: `app` at `migration`, every other app at its newest migration that does not need a later one of `app`."""
+    graph = executor.loader.graph
+    later = {node for node in graph.nodes if node[0] == app and node[1] > migration}
+    targets = [(app, migration)]
+    for leaf in latest(executor):
+        if leaf[0] == app:
+            continue
+        node = leaf
+        while node is not None and later & set(graph.forwards_plan(node)):
+            own = [parent for parent in graph.node_map[node].parents if parent.key[0] == node[0]]
+            node = own[0].key if own else None
+        targets.append(node or (leaf[0], None))
+    return targets
+
+
 def migrate(targets):
     """Migrate to `targets`; the historical apps of that state."""
     executor = MigrationExecutor(connection)
@@ -221,3 +237,94 @@ def test_settings_stored_as_typed_words_are_typed_and_old_rest_names_renamed(bac
     _, problems = get_connector_class("rest").clean_settings(settings)
     assert problems == []
     assert Integration.objects.get(pk=words.pk).tenant.new_vendor_accounts == "map"
+
+
+@migrating
+def test_help_requests_become_conversations_and_go_back(back_to_latest):
+    """issues 0007: open -> new, answered -> waiting on customer, closed -> resolved, each with its issue's
+    integration; going back restores the old words and drops what the old schema cannot hold."""
+    from issues.models import SupportRequest
+
+    # Only issues goes back; the other apps stay at their newest state.
+    before = [("issues", "0006_search_indexes")] + [n for n in latest(MigrationExecutor(connection)) if n[0] != "issues"]
+    old = migrate(before)
+    tenant = old.get_model("integrations", "Tenant").objects.create(name="Acme", slug="acme-help")
+    integration = old.get_model("integrations", "Integration").objects.create(
+        tenant=tenant, connector="simulator", name="Acme billing", sync_interval=timedelta(hours=1)
+    )
+    code, _ = old.get_model("issues", "ErrorCode").objects.get_or_create(
+        code="ITEM_MISSING_FIELD",
+        defaults={"title": "A required field is missing", "category": "data", "customer_advice": "Fill it in."},
+    )
+    now = timezone.now()
+    issue = old.get_model("issues", "SyncIssue").objects.create(
+        tenant=tenant, integration=integration, error_code=code, first_seen_at=now, last_seen_at=now
+    )
+    user = old.get_model("auth", "User").objects.create(username="grace-help", email="grace@acme.example")
+    OldRequest = old.get_model("issues", "SupportRequest")
+    ids = {
+        state: OldRequest.objects.create(issue=issue, user=user, message=f"Help ({state})", state=state).pk
+        for state in ("open", "in_progress", "answered", "closed")
+    }
+
+    migrate(latest(MigrationExecutor(connection)))
+
+    upgraded = {r.pk: r for r in SupportRequest.objects.filter(pk__in=ids.values())}
+    assert {state: upgraded[pk].state for state, pk in ids.items()} == {
+        "open": "new",
+        "in_progress": "in_progress",
+        "answered": "waiting_on_customer",
+        "closed": "resolved",
+    }
+    assert {r.integration_id for r in upgraded.values()} == {integration.pk}
+    assert all(r.assignee_id is None and r.facts == [] and not r.messages.exists() for r in upgraded.values())
+    about_the_integration = SupportRequest.objects.create(integration_id=integration.pk, user_id=user.pk, message="No issue")
+
+    back = migrate(before)
+    restored = dict(back.get_model("issues", "SupportRequest").objects.values_list("pk", "state"))
+    assert restored == {ids["open"]: "open", ids["in_progress"]: "in_progress", ids["answered"]: "answered", ids["closed"]: "closed"}
+    assert about_the_integration.pk not in restored
+
+
+@migrating
+def test_unknown_outcomes_advice_gives_the_first_steps_and_goes_back(back_to_latest):
+    """issues 0008: the advice of SYNC_LEASE_LOST and SYNC_NOT_STARTED as shipped ("Nothing to do on your side")
+    becomes the runbook's first steps; advice staff edited stays theirs; going back restores the shipped words."""
+    import importlib
+
+    shipped = {row[0]: row[5] for row in importlib.import_module("issues.migrations.0002_seed_error_codes").CATALOG}
+    first_steps = importlib.import_module("issues.migrations.0008_unknown_first_steps").ADVICE
+    assert {code: texts[0] for code, texts in first_steps.items()} == {code: shipped[code] for code in first_steps}
+
+    before = [("issues", "0007_support_conversations")] + [
+        n for n in latest(MigrationExecutor(connection)) if n[0] != "issues"
+    ]
+    old = migrate(before)
+    OldCode = old.get_model("issues", "ErrorCode")
+    for code, advice in (("SYNC_LEASE_LOST", shipped["SYNC_LEASE_LOST"]), ("SYNC_NOT_STARTED", "Call us on 555-0100.")):
+        OldCode.objects.update_or_create(
+            code=code, defaults={"title": code, "category": "engine", "customer_advice": advice}
+        )
+
+    migrate(latest(MigrationExecutor(connection)))
+
+    advice = dict(ErrorCode.objects.filter(code__startswith="SYNC_").values_list("code", "customer_advice"))
+    assert advice["SYNC_LEASE_LOST"] == first_steps["SYNC_LEASE_LOST"][1]
+    for words in ("run a sync now", "re-authenticate it", "account mapping", "busy window"):
+        assert words in advice["SYNC_LEASE_LOST"]
+    assert "Nothing to do" not in advice["SYNC_LEASE_LOST"]
+    assert advice["SYNC_NOT_STARTED"] == "Call us on 555-0100."  # edited by staff: left as it is
+
+    back = migrate(before)
+    restored = dict(back.get_model("issues", "ErrorCode").objects.values_list("code", "customer_advice"))
+    assert restored["SYNC_LEASE_LOST"] == shipped["SYNC_LEASE_LOST"]
+    assert restored["SYNC_NOT_STARTED"] == "Call us on 555-0100."
+
+
+@pytest.mark.django_db
+def test_the_seeded_catalog_gives_unknown_outcomes_the_first_steps(error_catalog):
+    """What every test and a new database start from: the catalog migrations, 0008 included."""
+    for code in ("SYNC_LEASE_LOST", "SYNC_NOT_STARTED"):
+        advice = ErrorCode.objects.get(pk=code).customer_advice
+        assert "Nothing to do on your side" not in advice
+        assert "run a sync now" in advice and "busy window" in advice

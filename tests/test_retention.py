@@ -13,8 +13,8 @@ from django_q.models import Schedule
 
 from alerts.models import Alert, EventReceipt, WebhookDelivery, WebhookEndpoint
 from integrations import retention
-from integrations.models import Integration, IntegrationEvent, SeenItem, SyncSession
-from issues.models import SupportRequest, SyncIssue
+from integrations.models import Integration, IntegrationEvent, SeenItem, SeenRange, SyncSession
+from issues.models import SupportMessage, SupportRequest, SyncIssue
 from tests.factories import (
     IntegrationEventFactory,
     IntegrationFactory,
@@ -112,11 +112,19 @@ def test_old_rows_go_and_what_is_still_needed_stays(error_catalog, now, old, rec
     )
     awaiting_help = SyncIssueFactory(integration=integration, state=IssueState.RESOLVED, resolved_at=old)
     SupportRequest.objects.create(
-        issue=awaiting_help, user=user, message="help", state=SupportRequest.State.OPEN
+        integration=integration,
+        issue=awaiting_help,
+        user=user,
+        message="help",
+        state=SupportRequest.State.WAITING_ON_CUSTOMER,
     )
     answered = SyncIssueFactory(integration=integration, state=IssueState.RESOLVED, resolved_at=old)
     answered_request = SupportRequest.objects.create(
-        issue=answered, user=user, message="help", state=SupportRequest.State.CLOSED
+        integration=integration, issue=answered, user=user, message="help", state=SupportRequest.State.RESOLVED
+    )
+    # Its conversation goes with it (a cascade two levels down).
+    answered_reply = SupportMessage.objects.create(
+        request=answered_request, from_support=True, body="Fixed on our side.", created_at=old
     )
 
     # Events (and their receipts, another app's rows).
@@ -135,6 +143,10 @@ def test_old_rows_go_and_what_is_still_needed_stays(error_catalog, now, old, rec
         "recent": SeenItem.objects.create(session_id=recent_session.pk, external_id="b"),
         "old": SeenItem.objects.create(session_id=old_session.pk, external_id="c"),
         "gone": SeenItem.objects.create(session_id=10**9, external_id="d"),
+    }
+    ranges = {
+        when: SeenRange.objects.create(session_id=session_id, item_type="item", low="a", high="b")
+        for when, session_id in (("running", running.pk), ("recent", recent_session.pk), ("old", old_session.pk), ("gone", 10**9))
     }
 
     # Alerts: an old one with a newer one of its rule goes; the newest of a rule stays however old.
@@ -166,10 +178,13 @@ def test_old_rows_go_and_what_is_still_needed_stays(error_catalog, now, old, rec
         old_resolved,
         answered,
         answered_request,
+        answered_reply,
         old_event,
         receipt,
         seen["old"],
         seen["gone"],
+        ranges["old"],
+        ranges["gone"],
         superseded,
         delivered_old,
         failed_old,
@@ -188,6 +203,8 @@ def test_old_rows_go_and_what_is_still_needed_stays(error_catalog, now, old, rec
         running,
         seen["running"],
         seen["recent"],
+        ranges["running"],
+        ranges["recent"],
         newest_failures,
         newest_stale,
         pending,
@@ -207,11 +224,12 @@ def test_old_rows_go_and_what_is_still_needed_stays(error_catalog, now, old, rec
         "timeline events": 1,
         "finished sessions": 2,
         "seen items": 2,
+        "seen ranges": 2,
         "alerts": 1,
         "webhook deliveries": 2,
     }
     assert results["timeline events"].cascaded == {"alerts.EventReceipt": 1}
-    assert results["resolved issues"].cascaded == {"issues.SupportRequest": 1}
+    assert results["resolved issues"].cascaded == {"issues.SupportRequest": 1, "issues.SupportMessage": 1}
 
 
 @pytest.mark.django_db

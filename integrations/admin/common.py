@@ -1,13 +1,13 @@
-"""Shared pieces of the support console: badges, relative times, paginators."""
+"""Shared pieces of the support console: badges, paginators; words for times come from integrations.words."""
 
 from datetime import timedelta
 
 from django.db import connections
-from django.utils import timezone
 from django.utils.html import format_html
 
 from integrations.models import Integration, SyncSession
 from integrations.statuses import DECLARATIONS
+from integrations.words import duration_words, natural_duration, relative  # noqa: F401 (the console's words)
 from syncconsole.admin_tools import (  # noqa: F401 (used by this app's admins)
     CappedCountPaginator,
     ReadOnlyAdmin,
@@ -36,29 +36,6 @@ def session_badge(state):
     return format_html(
         '<span class="sc-badge" style="background:{}">{}</span>', SESSION_COLOURS.get(state, "#6b7280"), label
     )
-
-
-def duration_words(delta, parts=2):
-    """'2 days 5 hours', '14 minutes', 'under a minute'."""
-    seconds = int(max(delta.total_seconds(), 0))
-    units = (("day", 86400), ("hour", 3600), ("minute", 60))
-    words = []
-    for name, size in units:
-        count, seconds = divmod(seconds, size)
-        if count:
-            words.append(f"{count} {name}{'s' if count != 1 else ''}")
-    if not words:
-        return "under a minute"
-    return " ".join(words[:parts])
-
-
-def relative(moment, now=None):
-    if moment is None:
-        return "never"
-    now = now or timezone.now()
-    if moment > now:
-        return f"in {duration_words(moment - now)}"
-    return f"{duration_words(now - moment)} ago"
 
 
 def is_postgresql():

@@ -2,54 +2,38 @@
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from integrations import connection_test, mapping, selectors
 from integrations.admin import actions as staff_actions
-from integrations.admin import panels, settings_form
+from integrations.admin import buttons as action_buttons
+from integrations.admin import page_panels, panels, settings_form
+from integrations.admin.interval import HELP as INTERVAL_HELP
+from integrations.admin.interval import IntervalInput, interval_words
+from integrations.admin import progress as live_progress
 from integrations.admin.common import relative, status_badge
+from integrations.advice import SUPPORT, advice_for, supersedes_catalog
 from integrations.models import AccountMapping, Integration, IntegrationEvent, ReauthLink, SyncSession
 from integrations.reauth import link_state
+from integrations.words import counted
 from issues.models import SyncIssue
 from syncconsole import limits
+from syncconsole.admin_cells import two_lines
+from syncconsole.admin_errors import MissingPermission
 from syncconsole.admin_tools import PageFirstCount
+from integrations.admin.changelist import (
+    LIST_DEFERRED,
+    ConnectorFilter,
+    HasOpenIssuesFilter,
+    IntegrationChangeList,
+    NeedsAttentionFilter,
+)
 from syncconsole.search import indexed_search
-
-
-class NeedsAttentionFilter(admin.SimpleListFilter):
-    title = "needs attention"
-    parameter_name = "attention"
-
-    def lookups(self, request, model_admin):
-        return [("yes", "Needs attention")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.filter(status__in=Integration.NEEDS_ATTENTION)
-        return queryset
-
-
-class HasOpenIssuesFilter(admin.SimpleListFilter):
-    """Reads the stored count (indexed), never the issues."""
-
-    title = "has open issues"
-    parameter_name = "has_issues"
-
-    def lookups(self, request, model_admin):
-        return [("yes", "Yes"), ("no", "No")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.filter(open_issue_count__gt=0)
-        if self.value() == "no":
-            return queryset.filter(open_issue_count=0)
-        return queryset
 
 
 class AccountMappingInline(admin.TabularInline):
@@ -92,21 +76,24 @@ def _bulk_action(spec):
     return admin.action(description=f"{spec.label}…", permissions=[spec.permission])(action)
 
 
+
+
 @admin.register(Integration)
 class IntegrationAdmin(PageFirstCount, admin.ModelAdmin):
+    # Fits 1280 px beside the filters: the name, tenant and connector share a
+    # column (long names truncated, whole in the title); the columns support
+    # sorts by keep their own (status, last success, unsuccessful in a row,
+    # open issues, last sync).
     list_display = (
-        "name",
-        "tenant",
-        "connector",
-        "status_badge",
-        "syncing",
-        "last_sync",
+        "integration",
+        "status_column",
         "last_success",
-        "consecutive_unsuccessful",
+        "unsuccessful",
         "open_issues",
+        "last_sync",
     )
-    list_display_links = ("name",)
-    list_filter = ("status", NeedsAttentionFilter, HasOpenIssuesFilter, "connector", "tenant__environment", "paused")
+    list_display_links = ("integration",)
+    list_filter = ("status", NeedsAttentionFilter, HasOpenIssuesFilter, ConnectorFilter, "tenant__environment", "paused")
     list_select_related = ("tenant", "last_session")
     search_fields = ("name", "tenant__name", "tenant__slug", "=account_mappings__vendor_account_id")
     show_full_result_count = False
@@ -120,7 +107,7 @@ class IntegrationAdmin(PageFirstCount, admin.ModelAdmin):
     # The facts change only through the status machine and the actions. The
     # tenant never changes: the integration's credentials, issues and records
     # belong to it.
-    readonly_fields = ("tenant", "connector", *FACT_FIELDS)
+    readonly_fields = ("tenant", "connector", "sync_every", *FACT_FIELDS)
     change_form_template = "admin/integrations/integration/change_form.html"
 
     # -- the form: typed connector settings -----------------------------------
@@ -130,7 +117,12 @@ class IntegrationAdmin(PageFirstCount, admin.ModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         if not self._edits_settings(request, obj):
-            return super().get_fieldsets(request, obj)
+            # Who only reads the page reads the interval in words ("every 1 hour"), not "1:00:00".
+            words = {"sync_interval": "sync_every"}
+            return [
+                (name, {**options, "fields": tuple(words.get(f, f) for f in options["fields"])})
+                for name, options in super().get_fieldsets(request, obj)
+            ]
         main, *rest = super().get_fieldsets(request, obj)
         fields = tuple(f for f in main[1]["fields"] if f != "settings")
         connector = (
@@ -143,6 +135,15 @@ class IntegrationAdmin(PageFirstCount, admin.ModelAdmin):
         )
         return [(main[0], {**main[1], "fields": fields}), connector, *rest]
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "sync_interval":
+            kwargs.update(widget=IntervalInput, help_text=INTERVAL_HELP)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    @admin.display(description="sync interval")
+    def sync_every(self, obj):
+        return interval_words(obj.sync_interval) or "-"
+
     def get_form(self, request, obj=None, change=False, **kwargs):
         if self._edits_settings(request, obj):
             kwargs["form"] = settings_form.settings_form_class(self.form, obj)
@@ -150,10 +151,18 @@ class IntegrationAdmin(PageFirstCount, admin.ModelAdmin):
 
     # -- changelist --------------------------------------------------------
 
+    def get_changelist(self, request, **kwargs):
+        return IntegrationChangeList
+
     def get_queryset(self, request):
         # The columns below read these annotations and the stored open-issue
         # count (the portal's list reads the same ones).
-        return selectors.with_list_columns(super().get_queryset(request))
+        queryset = selectors.with_list_columns(super().get_queryset(request))
+        match = getattr(request, "resolver_match", None)
+        if match is not None and match.url_name == "integrations_integration_changelist":
+            # Nothing the list shows; the session's log alone is up to SESSION_LOG_MAX_ENTRIES lines a row.
+            queryset = queryset.defer(*LIST_DEFERRED)
+        return queryset
 
     def get_search_results(self, request, queryset, search_term):
         # The same rows as Django's search, without its DISTINCT over the rows
@@ -209,20 +218,23 @@ class IntegrationAdmin(PageFirstCount, admin.ModelAdmin):
         """Whether the user holds the permission the staff action names, asked as the bulk actions ask it."""
         return getattr(self, f"has_{spec.permission}_permission")(request)
 
-    @admin.display(description="status", ordering="status")
-    def status_badge(self, obj):
-        return status_badge(obj.status)
+    @admin.display(description="integration", ordering="name")
+    def integration(self, obj):
+        return two_lines(obj.name, f"{obj.tenant.name} \u00b7 {obj.connector}")
 
-    @admin.display(description="syncing")
-    def syncing(self, obj):
+    @admin.display(description="status", ordering="status")
+    def status_column(self, obj):
+        """The badge, and under it the open session's progress (from the list's annotations)."""
         state = getattr(obj, "sync_state", None)
         if not state:
-            return ""
+            return status_badge(obj.status)
         if state == SyncSession.State.QUEUED:
-            return format_html('<span class="sc-progress">{}</span>', "queued")
-        total = obj.sync_total
-        progress = f"{obj.sync_seen:,} / {total:,}" if total else f"{obj.sync_seen:,} items"
-        return format_html('<span class="sc-progress">syncing {}</span>', progress)
+            progress = "sync queued"
+        elif obj.sync_total:
+            progress = f"syncing {obj.sync_seen:,} / {obj.sync_total:,}"
+        else:
+            progress = f"syncing, {counted(obj.sync_seen, 'item')}"
+        return format_html('{}<span class="sc-sub sc-progress">{}</span>', status_badge(obj.status), progress)
 
     @admin.display(description="last sync", ordering="last_session__finished_at")
     def last_sync(self, obj):
@@ -232,13 +244,17 @@ class IntegrationAdmin(PageFirstCount, admin.ModelAdmin):
     def last_success(self, obj):
         return relative(obj.last_success_at)
 
+    @admin.display(description="unsuccessful in a row", ordering="consecutive_unsuccessful")
+    def unsuccessful(self, obj):
+        return obj.consecutive_unsuccessful
+
     @admin.display(description="open issues", ordering="open_issue_count")
     def open_issues(self, obj):
         count = obj.open_issue_count
         if not count:
             return 0
         url = reverse("admin:issues_syncissue_changelist") + f"?integration__id__exact={obj.pk}&state__exact=open"
-        return format_html('<a href="{}">{}</a>', url, count)
+        return format_html('<a href="{}">{}</a>', url, f"{count:,}")
 
     # -- the page ------------------------------------------------------------
 
@@ -253,6 +269,11 @@ class IntegrationAdmin(PageFirstCount, admin.ModelAdmin):
                 "<path:object_id>/test-connection/",
                 self.admin_site.admin_view(require_POST(self.test_connection_view)),
                 name="integrations_integration_test_connection",
+            ),
+            path(
+                "<path:object_id>/progress/",
+                self.admin_site.admin_view(require_GET(self.progress_view)),
+                name="integrations_integration_progress",
             ),
             *super().get_urls(),
         ]
@@ -288,9 +309,13 @@ class IntegrationAdmin(PageFirstCount, admin.ModelAdmin):
             .order_by("-created_at", "-id")[:30]
         )
         links = list(ReauthLink.objects.filter(integration=integration).select_related("created_by")[:5])
-        buttons = [
-            spec for spec in staff_actions.SPECS if spec.available(integration) and self.may_perform(request, spec)
-        ]
+        # Testing the connection syncs nothing; it asks for the permission to start a sync.
+        buttons, destructive = action_buttons.action_buttons(
+            integration,
+            open_session=open_session,
+            may_perform=lambda spec: self.may_perform(request, spec),
+            may_test_connection=self.has_sync_integration_permission(request),
+        )
         return {
             "sc": {
                 "integration": integration,
@@ -322,10 +347,13 @@ class IntegrationAdmin(PageFirstCount, admin.ModelAdmin):
                 "mappings": mappings,
                 "links": [(link, link_state(link, now)) for link in links],
                 "buttons": buttons,
-                # Testing the connection syncs nothing; it asks for the permission to start a sync.
-                "can_test_connection": self.has_sync_integration_permission(request)
-                and not connection_test.refusal(integration),
+                "destructive_buttons": destructive,
+                "progress": live_progress.session_progress(open_session, now) if open_session else None,
                 "status_badge": status_badge(integration.status),
+                "advice": advice_for(integration, SUPPORT),
+                "catalog_advice_superseded": supersedes_catalog(integration),
+                # Panels of other apps (alerts: each alert's delivery), registered at start-up.
+                "extra_panels": page_panels.render_all(request, integration, now),
             }
         }
 
@@ -338,8 +366,10 @@ class IntegrationAdmin(PageFirstCount, admin.ModelAdmin):
         integration = self.get_object(request, unquote(object_id))
         if integration is None:
             raise Http404("No such integration.")
-        if not self.has_view_permission(request, integration) or not self.may_perform(request, spec):
-            raise PermissionDenied
+        if not self.has_view_permission(request, integration):
+            raise MissingPermission("integrations.view_integration", "Opening this integration")
+        if not self.may_perform(request, spec):
+            raise MissingPermission(f"integrations.{spec.permission}", spec.label)
         change_url = reverse("admin:integrations_integration_change", args=[integration.pk])
         form = staff_actions.make_form(spec, integration, request.POST if request.method == "POST" else None)
         if request.method != "POST" or (form is not None and not form.is_valid()):
@@ -374,9 +404,10 @@ class IntegrationAdmin(PageFirstCount, admin.ModelAdmin):
         integration = self.get_object(request, unquote(object_id))
         if integration is None:
             raise Http404("No such integration.")
-        may_test = self.has_sync_integration_permission(request)
-        if not self.has_view_permission(request, integration) or not may_test:
-            raise PermissionDenied
+        if not self.has_view_permission(request, integration):
+            raise MissingPermission("integrations.view_integration", "Opening this integration")
+        if not self.has_sync_integration_permission(request):
+            raise MissingPermission("integrations.sync_integration", "Test connection")
         change_url = reverse("admin:integrations_integration_change", args=[integration.pk])
         try:
             result = connection_test.test_connection(integration, actor=request.user)
@@ -397,13 +428,23 @@ class IntegrationAdmin(PageFirstCount, admin.ModelAdmin):
             messages.error(request, f"Connection test failed: {result.text} ({result.duration_ms} ms)")
         return HttpResponseRedirect(change_url)
 
+    def progress_view(self, request, object_id):
+        """The open (or last) session's progress and the status, for the page's script: a few queries."""
+        integration = Integration.objects.filter(pk=unquote(object_id)).first() if str(object_id).isdigit() else None
+        if integration is None:
+            raise Http404("No such integration.")
+        if not self.has_view_permission(request, integration):
+            raise MissingPermission("integrations.view_integration", "Following this integration's syncs")
+        session = integration.sessions.defer("log").order_by("-queued_at").first()
+        return JsonResponse(live_progress.progress(integration, session, timezone.now()))
+
     def render_action_form(self, request, spec, integrations, form, *, bulk=False, status=200):
         return TemplateResponse(
             request,
             "admin/integrations/integration/action_form.html",
             {
                 **self.admin_site.each_context(request),
-                "title": f"{spec.label}: {'%d integrations' % len(integrations) if bulk else integrations[0]}",
+                "title": f"{spec.label}: {counted(len(integrations), 'integration') if bulk else integrations[0]}",
                 "spec": spec,
                 "integrations": integrations,
                 "form": form,
@@ -436,7 +477,7 @@ class IntegrationAdmin(PageFirstCount, admin.ModelAdmin):
             self.log_change(request, integration, f"{spec.label} (bulk): {message}")
             done.append(integration)
         if done:
-            self.message_user(request, f"{spec.label}: done for {len(done)} integration(s).", messages.SUCCESS)
+            self.message_user(request, f"{spec.label}: done for {counted(len(done), 'integration')}.", messages.SUCCESS)
         if refused:
             self.message_user(
                 request, f"{spec.label} refused for {len(refused)}: " + "; ".join(refused[:10]), messages.ERROR

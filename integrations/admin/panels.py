@@ -8,18 +8,18 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.template.loader import render_to_string
 
+from integrations import credential_checks
 from integrations import status as machine
-from integrations.admin.common import SESSION_COLOURS, duration_words, relative
+from integrations.admin.common import duration_words, natural_duration, relative
+from integrations.admin.history import history_svg  # noqa: F401 (the portal's General tab draws it too)
 from integrations.connectors.base import get_connector_class
 from integrations.models import Integration, SyncSession
 from integrations.services import facts_of
 from integrations.statuses import declaration
+from integrations.words import counted, status_label
 
 Status = Integration.Status
-HISTORY_TEMPLATE = "_history_svg.html"
-SHARED_MAILBOX_PREFIXES = ("admin@", "billing@", "info@", "support@", "office@", "accounts@")
 
 
 @dataclass
@@ -58,7 +58,7 @@ def _session_evidence(why, integration, now, last_session, open_session):
             + "."
         )
     if open_session is not None:
-        why.evidence.append(f"Session {open_session.pk} is {open_session.state} now.")
+        why.evidence.append(f"Session {open_session.pk} is {open_session.get_state_display().lower()} now.")
     if integration.paused:
         why.evidence.append(f"Syncs are paused: {integration.paused_reason or 'by staff'}.")
     why.evidence.append(f"The customer reads: \u201c{declaration(integration.status).headline}\u201d.")
@@ -115,13 +115,15 @@ def _why_setup(why, integration, now, mapping):
     unmapped_accounts, total_accounts = mapping
     if not integration.mapping_complete:
         why.rule = "Account mapping is incomplete: every sync is refused with MAPPING_INCOMPLETE."
-        why.evidence.append(f"{unmapped_accounts} of {total_accounts} vendor account(s) are not mapped or ignored.")
+        why.evidence.append(
+            f"{unmapped_accounts} of {counted(total_accounts, 'vendor account')} not mapped or ignored yet."
+        )
         why.next_steps.append("The first sync is queued as soon as the mapping is complete.")
     else:
         why.rule = "Waiting for the first sync to finish."
         why.next_steps.append(
-            "Its outcome decides: clean -> active, item issues or a non-auth failure -> quality assurance, "
-            "an auth failure -> authentication failing."
+            "Its outcome decides: clean \u2192 Active; item issues or a non-auth failure \u2192 Quality assurance; "
+            "an auth failure \u2192 Authentication failing."
         )
 
 
@@ -131,7 +133,10 @@ def _why_auth_failing(why, integration, now, mapping):
         why.evidence.append(f"Authentication failing since {relative(integration.auth_failing_since, now)}.")
         facts = facts_of(integration)
         left = machine.countdown_to_credentials_invalid(facts, settings.CREDENTIALS_INVALID_AFTER, now)
-        why.next_steps.append(f"{duration_words(left)} until credentials_invalid if auth keeps failing.")
+        why.next_steps.append(
+            f"{duration_words(left)} until \u201c{status_label(Status.CREDENTIALS_INVALID)}\u201d "
+            "(syncs paused) if authentication keeps failing."
+        )
     else:
         why.evidence.append("New credentials were saved since; the next sync checks them.")
     why.next_steps.append(_alert_line(integration))
@@ -216,16 +221,13 @@ def checks(integration, *, now, recent_sessions, connector_failures, unmapped_ac
             )
         else:
             found.append(Check("info", f"Credentials are {duration_words(age, 1)} old."))
-        values = [str(v).lower() for v in integration.get_credentials().values()]
-        if any(v.startswith(SHARED_MAILBOX_PREFIXES) for v in values):
-            found.append(
-                Check("warn", "The credentials belong to a shared mailbox (admin@, billing@, info@...): someone else may reset its password.")
-            )
+        found.extend(Check("warn", shared.text()) for shared in credential_checks.for_integration(integration))
     if total_accounts:
         found.append(
             Check(
                 "ok" if not unmapped_accounts else "bad",
-                f"Mapping: {total_accounts - unmapped_accounts} of {total_accounts} vendor account(s) mapped or ignored.",
+                f"Mapping: {total_accounts - unmapped_accounts} of {counted(total_accounts, 'vendor account')} "
+                "mapped or ignored.",
             )
         )
     else:
@@ -234,20 +236,25 @@ def checks(integration, *, now, recent_sessions, connector_failures, unmapped_ac
         found.append(
             Check(
                 "warn",
-                f"{connector_failures} other {connector_class.label} integration(s) failed in the last hour: "
-                "a vendor-side problem?",
+                f"{counted(connector_failures, f'other {connector_class.label} integration')} failed in the "
+                "last hour: a vendor-side problem?",
             )
         )
     else:
         found.append(Check("ok", f"No other {connector_class.label} integration failed in the last hour."))
     waits = sum(s.rate_limited_waits for s in recent_sessions)
     if waits:
-        found.append(Check("warn", f"Rate limiting seen: {waits} wait(s) in the last {len(recent_sessions)} sessions."))
+        found.append(
+            Check(
+                "warn",
+                f"Rate limiting seen: {counted(waits, 'wait')} in the last {counted(len(recent_sessions), 'session')}.",
+            )
+        )
     queued = [s.started_at - s.queued_at for s in recent_sessions if s.started_at]
     if queued:
         worst = max(queued)
         level = "warn" if worst > timedelta(minutes=5) else "ok"
-        found.append(Check(level, f"Longest time queued in recent sessions: {duration_words(worst) if worst >= timedelta(minutes=1) else f'{worst.total_seconds():.1f} s'}."))
+        found.append(Check(level, f"Longest time queued in recent sessions: {natural_duration(worst)}."))
     return found
 
 
@@ -263,68 +270,6 @@ def connector_failures_last_hour(integration, now):
         .distinct()
         .count()
     )
-
-
-@dataclass(frozen=True)
-class HistoryBar:
-    """One finished session in the history chart; coordinates already formatted for SVG attributes."""
-
-    x: str
-    y: str
-    width: str
-    height: str
-    colour: str
-    dot_x: str
-    dot_y: str
-    title: str  # plain text; the template escapes it
-
-
-def history_chart(sessions, width=600, height=120):
-    """The numbers behind the history chart: a bar per finished session, oldest left, or None.
-
-    Bar height is the duration, a dot the items seen (both scaled to the
-    largest), the colour the outcome. The numbers are formatted here rather
-    than in the template so that they never go through localisation
-    (a decimal comma or a thousands separator would break the SVG).
-    """
-    sessions = [s for s in reversed(sessions) if s.finished_at]
-    if not sessions:
-        return None
-    slot = min(width / len(sessions), 20)
-    bar_width = max(slot - 4, 2)
-    longest = max((s.duration or timedelta(0)).total_seconds() for s in sessions) or 1
-    most_items = max(s.items_seen for s in sessions) or 1
-    bars = []
-    for i, s in enumerate(sessions):
-        seconds = (s.duration or timedelta(0)).total_seconds()
-        bar = max(2, seconds / longest * (height - 10))
-        x = i * slot + 2
-        bars.append(
-            HistoryBar(
-                x=f"{x:.1f}",
-                y=f"{height - bar:.1f}",
-                width=f"{bar_width:.1f}",
-                height=f"{bar:.1f}",
-                colour=SESSION_COLOURS.get(s.state, "#6b7280"),
-                dot_x=f"{x + bar_width / 2:.1f}",
-                dot_y=f"{height - s.items_seen / most_items * (height - 10):.1f}",
-                title=f"Session {s.pk}: {s.get_state_display()}{' ' + s.error_code_id if s.error_code_id else ''}, "
-                f"{seconds:.1f} s, {s.items_seen} items, {s.finished_at:%Y-%m-%d %H:%M}",
-            )
-        )
-    return {
-        "width": str(width),
-        "height": str(height + 20),  # the legend's line below the bars
-        "legend_y": str(height + 15),
-        "bars": bars,
-        "longest": f"{longest:.1f}",
-        "most_items": str(most_items),
-    }
-
-
-def history_svg(sessions, width=600, height=120):
-    """The history chart as HTML, for the integration's console page and the portal's General tab."""
-    return render_to_string(HISTORY_TEMPLATE, {"chart": history_chart(sessions, width, height)})
 
 
 def unmapped_counts(integration):

@@ -8,21 +8,30 @@ from django.utils.html import format_html, format_html_join
 
 from integrations import mapping
 from integrations.admin.common import CappedCountPaginator, ReadOnlyAdmin, session_badge
+from integrations.words import items_with_issues, natural_duration, relative
 from integrations.models import (
     AccountMapping,
     ApiKey,
     IntegrationEvent,
+    MetricTally,
+    PageFingerprint,
     ReauthLink,
     SeenItem,
+    SeenRange,
     SyncedRecord,
     SyncSession,
+    WorkerHeartbeat,
 )
 from integrations.reauth import link_state
+from syncconsole.admin_cells import two_lines
 
 
 @admin.register(SyncSession)
 class SyncSessionAdmin(ReadOnlyAdmin):
-    list_display = ("id", "integration", "kind", "trigger", "state_badge", "error_code", "queued_at", "finished_at", "items_seen")
+    # Fits 1280 px beside the filters: kind and trigger share a column, the error code goes under the
+    # state, the integration is cut to its column (whole in the title).
+    list_display = ("session", "integration_column", "run", "state_badge", "queued", "duration", "items")
+    list_display_links = ("session",)
     list_filter = ("state", "error_code", "trigger", "kind")
     list_select_related = ("integration", "integration__tenant", "error_code")
     search_fields = ("=id", "integration__name", "integration__tenant__name")
@@ -39,9 +48,36 @@ class SyncSessionAdmin(ReadOnlyAdmin):
     )
     readonly_fields = ("issues_link", "log_table")
 
+    @admin.display(description="session", ordering="id")
+    def session(self, obj):
+        return f"#{obj.pk}"
+
+    @admin.display(description="integration")
+    def integration_column(self, obj):
+        return two_lines(obj.integration.name, obj.integration.tenant.name)
+
+    @admin.display(description="run")
+    def run(self, obj):
+        return two_lines(obj.get_kind_display(), obj.get_trigger_display())
+
     @admin.display(description="state", ordering="state")
     def state_badge(self, obj):
+        if obj.error_code_id:
+            return format_html('{}<span class="sc-sub">{}</span>', session_badge(obj.state), obj.error_code_id)
         return session_badge(obj.state)
+
+    @admin.display(description="queued", ordering="queued_at")
+    def queued(self, obj):
+        return relative(obj.queued_at)
+
+    @admin.display(description="duration")
+    def duration(self, obj):
+        return natural_duration(obj.duration) if obj.finished_at else "-"
+
+    @admin.display(description="items", ordering="items_seen")
+    def items(self, obj):
+        troubled = items_with_issues(obj)
+        return two_lines(f"{obj.items_seen:,}", f"{troubled:,} with issues" if troubled else "")
 
     @admin.display(description="issues")
     def issues_link(self, obj):
@@ -146,3 +182,38 @@ class SeenItemAdmin(ReadOnlyAdmin):
 
     list_display = ("session_id", "external_id")
     paginator = CappedCountPaginator
+
+
+@admin.register(SeenRange)
+class SeenRangeAdmin(ReadOnlyAdmin):
+    """Pages a running full sync skipped as unchanged, as id ranges; empty between syncs."""
+
+    list_display = ("session_id", "item_type", "low", "high")
+    paginator = CappedCountPaginator
+
+
+@admin.register(PageFingerprint)
+class PageFingerprintAdmin(ReadOnlyAdmin):
+    """Pages of each integration's last complete full sync that the next one may skip (sync/fingerprints.py)."""
+
+    list_display = ("integration", "item_type", "low", "high", "item_count")
+    list_select_related = ("integration", "integration__tenant")
+    raw_id_fields = ("integration",)
+    paginator = CappedCountPaginator
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(ReadOnlyAdmin):
+    """The last beat of each qcluster worker process (the dashboard's workers panel reads them)."""
+
+    list_display = ("cluster", "host", "pid", "last_beat_at")
+    list_filter = ("cluster",)
+    ordering = ("-last_beat_at",)
+
+
+@admin.register(MetricTally)
+class MetricTallyAdmin(ReadOnlyAdmin):
+    """The counters behind /metrics, one row per series (integrations/tallies.py)."""
+
+    list_display = ("metric", "labels", "count", "total")
+    list_filter = ("metric",)

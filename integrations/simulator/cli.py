@@ -58,7 +58,11 @@ Authentication (every /v1 call), one of:
   Authorization: Bearer TOKEN. Tokens are HMAC-signed and expire after
   --token-ttl seconds (401 token_expired); a bad one is 401 invalid_token.
   A wrong key is 401 invalid_key (invalid_client at /oauth/token), no
-  credentials 401 missing_credentials.
+  credentials 401 missing_credentials. In every scenario the key
+  expired-key answers 401 token_expired ('The API key has expired') and
+  revoked-key 401 invalid_key ('The API key has been revoked'): stored
+  credentials the vendor no longer takes. Re-authenticating with the key
+  the scenario takes (good-key unless it says otherwise) fixes them.
 
 Endpoints:
   GET /health

@@ -31,6 +31,11 @@ BASE_UPDATED_AT = "2026-01-01T00:00:00Z"
 
 GOOD_KEY = "good-key"
 ROTATED_KEY = "new-key"
+# Keys the vendor once issued and has since expired or revoked, in every scenario:
+# what a customer's stored credentials hold when the fix is to re-authenticate
+# with the scenario's key (good-key for the demo's authentication failures).
+EXPIRED_KEY = "expired-key"
+REVOKED_KEY = "revoked-key"
 
 VENDOR_ACCOUNTS = [
     {"id": "acct-1", "name": "Northwind Retail"},

@@ -160,6 +160,11 @@ class SimulatorServer(ThreadingHTTPServer):
             if hmac.compare_digest(key.encode(), accepted.encode()):
                 return None
         kind = sc.effective_kind(scenario, ov)
+        if ov.api_key is None and key == sc.EXPIRED_KEY:
+            what = "client secret" if oauth else "API key"
+            return ApiError(401, "token_expired", "The %s has expired" % what)
+        if ov.api_key is None and key == sc.REVOKED_KEY and not oauth:
+            return ApiError(401, "invalid_key", "The API key has been revoked")
         if ov.api_key is None and key == sc.GOOD_KEY:
             if kind == "expired-token":
                 what = "client secret" if oauth else "API key"

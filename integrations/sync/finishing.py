@@ -17,6 +17,8 @@ from integrations import events
 from integrations import status as machine
 from integrations.models import Integration, IntegrationEvent, SyncSession
 from integrations.services import apply_transition, facts_of
+from integrations.sync import fingerprints as page_fingerprints
+from integrations.sync import telemetry
 from integrations.sync.records import forget_seen, mark_unseen_deleted
 from issues.models import ErrorCode
 from issues.recording import has_open_item_issues, record_session_failure, resolve_session_issues
@@ -75,6 +77,7 @@ def finish_session(
     lease_expired_by=None,
     issues_opened=(),
     issues_resolved=(),
+    fingerprints=None,
     now=None,
 ):
     """End the session in `state` and apply the outcome; None if it was not ours to end.
@@ -96,6 +99,8 @@ def finish_session(
             return None
         fields = {**(counters or {})}
         if full_complete:
+            if fingerprints is not None:
+                fingerprints.flush()
             fields["items_deleted"] = mark_unseen_deleted(integration, session, item_type, now)
         forget_seen(session_id)
         log_entries = list(session.log or []) if log is None else log.as_list()
@@ -113,6 +118,7 @@ def finish_session(
             **fields,
         )
         session.refresh_from_db()
+        page_fingerprints.settle(integration, session, fingerprints, full_complete=full_complete)
 
         if state in (SyncSession.State.SUCCEEDED, SyncSession.State.WARNINGS):
             if cursor:
@@ -137,6 +143,8 @@ def finish_session(
         apply_transition(integration, transition, now=now, session=session)
         # What alerts and webhooks react to, once this commits.
         events.write([finished_event(integration, session, before, transition, code, now, issues_opened, issues_resolved)])
+        # Last: the tally rows every finish of this connector and outcome updates are held the shortest.
+        telemetry.session_finished(session, integration)
     return session
 
 

@@ -16,25 +16,28 @@ import os
 import socket
 import time
 import traceback
-from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db import reset_queries, transaction
+from django.db import connection, reset_queries, transaction
 from django.db.models import Exists, F
 from django.utils import timezone
 
 from integrations import onboarding, services
 from integrations.connectors import errors
-from integrations.connectors.base import ItemProblem, Page, get_connector_class
+from integrations.connectors.base import get_connector_class
 from integrations.connectors.http import VendorHttp
 from integrations.models import SyncSession
+from integrations.sync import telemetry
+from integrations.sync import fingerprints
 from integrations.sync.finishing import SessionLog, finish_session
 from integrations.sync.prefetch import FeedTimedOut, PageFeed
-from integrations.sync.records import item_contents, write_page
+from integrations.sync.pages import item_problems, mark_duplicates, new_account_issue_id, read_pages
+from integrations.sync.records import PageResult, write_page
 from integrations.sync.starting import PERSON_TRIGGERS, enqueue_session
 from issues.recording import IssueRecorder, ProblemRow
+from syncconsole import logs
 
 logger = logging.getLogger(__name__)
 
@@ -56,28 +59,34 @@ def claim(session_id, worker, now):
 
     Not claimed: it is not queued any more, or its connector already has
     SYNC_MAX_RUNNING_PER_CONNECTOR running sessions. The cap is checked in
-    the same UPDATE; two workers claiming at the same instant may both pass it.
+    the same UPDATE, and claims of one connector take turns: on PostgreSQL
+    under a transaction-scoped advisory lock named for the connector (the
+    UPDATE's snapshot then sees every claim committed before), on SQLite
+    because writes are serialised anyway. So two workers claiming at the
+    same instant cannot both pass the cap.
     """
     lease = timedelta(seconds=settings.SYNC_LEASE_SECONDS)
     queued = SyncSession.objects.filter(pk=session_id, state=SyncSession.State.QUEUED)
     cap = settings.SYNC_MAX_RUNNING_PER_CONNECTOR
-    if cap > 0:
-        connector = queued.values_list("integration__connector", flat=True).first()
-        if connector is None:
-            return 0
-        running = SyncSession.objects.filter(state=SyncSession.State.RUNNING, integration__connector=connector)
-        queued = queued.filter(~Exists(running.order_by()[cap - 1 : cap]))  # fewer than `cap` running
-    return queued.update(
-        state=SyncSession.State.RUNNING,
-        started_at=now,
-        heartbeat_at=now,
-        lease_expires_at=now + lease,
-        worker=worker,
-    )
+    claiming = {"state": SyncSession.State.RUNNING, "started_at": now, "heartbeat_at": now,
+                "lease_expires_at": now + lease, "worker": worker}
+    if cap <= 0:
+        return queued.update(**claiming)
+    connector = queued.values_list("integration__connector", flat=True).first()
+    if connector is None:
+        return 0
+    running = SyncSession.objects.filter(state=SyncSession.State.RUNNING, integration__connector=connector)
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"sync-claim:{connector}"])
+        return queued.filter(~Exists(running.order_by()[cap - 1 : cap])).update(**claiming)  # fewer than `cap` running
 
 
-def put_back(session_id, trigger):
+def put_back(session_id, trigger, *, fell_back=False):
     """Queue a session's task again, at the end of its cluster's queue, after a short pause.
+
+    Its cluster: the urgent one for a person's sync unless it fell back to the default one.
 
     For a session whose connector is at its cap: the worker moves on to other
     sessions instead of waiting for the connector. With the inline broker
@@ -86,29 +95,37 @@ def put_back(session_id, trigger):
     time.sleep(settings.SYNC_CONNECTOR_BUSY_DELAY_SECONDS)
     if settings.Q_CLUSTER.get("sync"):
         return
-    enqueue_session(session_id, urgent=trigger in PERSON_TRIGGERS, save_task_id=False)
+    urgent = trigger in PERSON_TRIGGERS and not fell_back
+    enqueue_session(session_id, urgent=urgent, save_task_id=False)
 
 
 def run_session(session_id, *, worker=None):
     """Run a queued session to its end. Returns the finished session, or None if it was not ours."""
     worker = worker or worker_name()
     if not claim(session_id, worker, timezone.now()):
-        trigger = SyncSession.objects.filter(pk=session_id, state=SyncSession.State.QUEUED).values_list(
-            "trigger", flat=True
+        still_queued = SyncSession.objects.filter(pk=session_id, state=SyncSession.State.QUEUED).values_list(
+            "trigger", "fell_back"
         )
-        if settings.SYNC_MAX_RUNNING_PER_CONNECTOR > 0 and (trigger := trigger.first()) is not None:
+        if settings.SYNC_MAX_RUNNING_PER_CONNECTOR > 0 and (row := still_queued.first()) is not None:
             logger.info("session %s: its connector is at its cap of running sessions; put back", session_id)
-            put_back(session_id, trigger)
+            put_back(session_id, row[0], fell_back=row[1])
             return None
         logger.info("session %s is not queued any more; nothing to do", session_id)
         return None
     session = SyncSession.objects.select_related("integration", "integration__tenant").get(pk=session_id)
+    with logs.context(tenant=session.integration.tenant_id, integration=session.integration_id, session=session.pk):
+        telemetry.log_started(session, worker)
+        return run_claimed(session, worker)
+
+
+def run_claimed(session, worker):
+    """Run the session this worker claimed, or cancel it if its integration went away while it was queued."""
     integration = session.integration
     if integration.deleted_at or integration.deactivated_at or integration.credentials_revoked_at:
         # Queued before someone deleted, deactivated or revoked it: do not
         # call the vendor on its behalf any more.
         return finish_session(
-            session_id,
+            session.pk,
             state=SyncSession.State.CANCELLED,
             message=f"Cancelled: the integration became {integration.get_status_display().lower()} while the sync was queued.",
             worker=worker,
@@ -133,6 +150,8 @@ class SessionRun:
         self.held_accounts = set()
         self.held_items = 0
         self.fresh = False
+        self.fingerprints = None  # fingerprints.PageFingerprints of a full sync
+        self.last_heartbeat = time.monotonic()
 
     def run(self):
         """Run to an outcome: whatever happens inside, the session is finished, never left to the reaper.
@@ -156,6 +175,9 @@ class SessionRun:
             self.mappings = self.load_mappings(connector, full=full)
             # Nothing stored yet: pages need not be read back before they are written (`write_page`).
             self.fresh = not integration.records.filter(item_type=connector.item_type).exists()
+            self.fingerprints = fingerprints.start(
+                integration, connector, full=full, mappings=self.mappings, held_accounts=self.held_accounts
+            )
             self.log.add("info", f"{'Full' if full else 'Quick'} sync started by {self.worker}.")
             read = partial(
                 read_pages,
@@ -221,10 +243,19 @@ class SessionRun:
         fails inside, the transaction's pages are rolled back and the run's
         counters go back to what the last committed transaction wrote.
         """
+        got = self.skip_unchanged(got, feed)
+        if got is None:  # nothing to write: only the lease and the counters, now and then
+            if time.monotonic() - self.last_heartbeat >= settings.SYNC_BATCH_SECONDS:
+                with transaction.atomic():
+                    self._take_http_counters(http)
+                    self.heartbeat(timezone.now())
+            return
         started = time.monotonic()
         committed = self.progress()
         try:
             with transaction.atomic():
+                if self.fingerprints is not None:
+                    self.fingerprints.flush()
                 pages = 0
                 while got is not None:
                     self.log_notes(got.notes)
@@ -243,6 +274,14 @@ class SessionRun:
         except BaseException:
             self.restore(committed)
             raise
+
+    def skip_unchanged(self, got, feed):
+        """Count the pages the connector skipped as unchanged (no query); the first page to write, or None."""
+        while got is not None and got.page.skipped_rows is not None:
+            self.log_notes(got.notes)
+            self._count_page(got.page, PageResult(unchanged=self.fingerprints.skip(self.session, got.page)), [])
+            got = feed.ready()
+        return got
 
     def progress(self):
         """What the run has counted and recorded so far, to go back to if a transaction rolls back."""
@@ -383,6 +422,7 @@ class SessionRun:
             item_type=self.connector.item_type if self.connector is not None else "item",
             issues_opened=recorder.opened_ids if recorder is not None else (),
             issues_resolved=recorder.resolved_ids if recorder is not None else (),
+            fingerprints=self.fingerprints,
         )
 
     def _take_http_counters(self, http):
@@ -398,6 +438,11 @@ class SessionRun:
         now = timezone.now()
         item_type = self.connector.item_type
         page, sorted_page = read.page, read.sorted
+        if page.skipped_rows is not None:  # the same as the last complete full sync: nothing to read or write
+            self._count_page(page, PageResult(unchanged=self.fingerprints.skip(self.session, page)), [])
+            return
+        if self.fingerprints is not None:
+            self.fingerprints.flush()  # the duplicate check reads the ranges of the pages skipped before
         to_store, problems = sorted_page.to_store, list(sorted_page.unmapped)
 
         problem_ids = {item.external_id for item in to_store if item.problems}
@@ -428,6 +473,9 @@ class SessionRun:
             item.external_id for item in to_store if not item.problems and item.external_id not in duplicate_ids
         ]
         self.recorder.record_page(problems, clean_ids, now)
+        if self.fingerprints is not None:
+            whole = not problems and not duplicate_ids and len(to_store) == len(page.items)
+            self.fingerprints.note(page, to_store, whole=whole)
         self._count_page(page, result, problems, held=sorted_page.held)
 
     def _count_page(self, page, result, problems, *, held=0):
@@ -438,7 +486,7 @@ class SessionRun:
         self.held_items += held
         c = self.counters
         c["pages"] += 1
-        c["items_seen"] += len(page.items)
+        c["items_seen"] += len(page.items) if page.skipped_rows is None else page.skipped_rows
         c["items_created"] += result.created
         c["items_updated"] += result.updated
         c["items_unchanged"] += result.unchanged
@@ -448,103 +496,10 @@ class SessionRun:
             self.items_total = page.total
 
     def heartbeat(self, now):
+        self.last_heartbeat = time.monotonic()
         lease = timedelta(seconds=settings.SYNC_LEASE_SECONDS)
         updated = SyncSession.objects.filter(
             pk=self.session.pk, state=SyncSession.State.RUNNING, worker=self.worker
         ).update(heartbeat_at=now, lease_expires_at=now + lease, items_total=self.items_total, **self.counters)
         if not updated:
             raise LeaseLost()
-
-
-@dataclass
-class SortedPage:
-    """A page's items by what happens to them: stored, unmapped (an issue, not stored), ignored (neither)."""
-
-    to_store: list
-    unmapped: list
-    ignored_ids: list
-    held: int = 0
-
-
-def classify(items, mappings, held_accounts=frozenset()):
-    """Sort a page's items by their vendor account's mapping. Pure: no database, no I/O.
-
-    Items of a new account waiting for its mapping (`held_accounts`) are
-    neither stored nor an issue each: the account's one issue speaks for them.
-    """
-    to_store, unmapped, ignored_ids, held = [], [], [], 0
-    for item in items:
-        if item.account_id:
-            if item.account_id in held_accounts:
-                held += 1
-                continue
-            mapping = mappings.get(item.account_id)
-            if mapping is None or not mapping.is_mapped:
-                unmapped.append(
-                    ProblemRow(
-                        item.external_id,
-                        "ITEM_UNMAPPED",
-                        f"The item belongs to vendor account '{item.account_id}', which is not mapped.",
-                        item.label,
-                        item.vendor_url,
-                        {"vendor_account_id": item.account_id},
-                    )
-                )
-                continue
-            if mapping.ignored:
-                ignored_ids.append(item.external_id)
-                continue
-        to_store.append(item)
-    return SortedPage(to_store, unmapped, ignored_ids, held)
-
-
-@dataclass
-class ReadPage:
-    """A page as the feed thread hands it over, with what can be worked out without the database."""
-
-    page: Page
-    notes: list  # (level, message) the connector noted while reading it
-    sorted: SortedPage
-    contents: dict  # item_contents of the items to store
-
-
-def read_pages(connector, *, full, cursor, mappings, held_accounts):
-    """The connector's pages, sorted by mapping, their items' JSON and hashes worked out (run in the feed thread)."""
-    for page in connector.iter_pages(full=full, cursor=cursor):
-        notes = connector.notes[:]
-        del connector.notes[: len(notes)]
-        sorted_page = classify(page.items, mappings, held_accounts)
-        yield ReadPage(page, notes, sorted_page, item_contents(sorted_page.to_store))
-
-
-def new_account_issue_id(account_id):
-    """The external id of the one issue a new vendor account raises."""
-    return f"account:{account_id}"[:200]
-
-
-def mark_duplicates(duplicates):
-    """Give each repeated copy the ITEM_DUPLICATE problem; their external ids."""
-    for dup in duplicates:
-        dup.problems = [
-            ItemProblem(
-                "ITEM_DUPLICATE", f"The vendor sent item '{dup.external_id}' more than once; the first copy was kept."
-            )
-        ]
-    return {dup.external_id for dup in duplicates}
-
-
-def item_problems(items, record_ids):
-    """One ProblemRow per problem of each item, linked to our record where there is one."""
-    return [
-        ProblemRow(
-            item.external_id,
-            problem.code,
-            problem.message,
-            item.label,
-            item.vendor_url,
-            problem.details,
-            record_ids.get(item.external_id),
-        )
-        for item in items
-        for problem in item.problems
-    ]

@@ -3,6 +3,11 @@
 The one-open-session constraint decides races: of concurrent requests for one
 integration exactly one inserts its session, the others get AlreadySyncing
 with the session that is running.
+
+A person's sync goes to the urgent cluster, unless no urgent worker has
+beaten for URGENT_FALLBACK_SECONDS (`heartbeats.urgent_fallback_active`):
+then it goes to the default cluster and is marked `fell_back`, so that its
+queue position, the reaper and a put-back task follow it there.
 """
 
 import logging
@@ -10,13 +15,16 @@ from functools import partial
 
 from django.conf import settings
 from django.db import connections, router, transaction
+from django.db.models import Q
 from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
+from django_q.conf import Conf
 from django_q.tasks import async_task
 
 from integrations.models import Integration, IntegrationEvent, SyncSession
 from integrations.statuses import STAFF_TRIGGERS, declaration
+from integrations.sync import heartbeats
 
 logger = logging.getLogger(__name__)
 
@@ -58,16 +66,14 @@ QUEUE_POSITION_CAP = 1000
 def queue_position(session):
     """A queued session's place in its cluster's queue (1 = next), or None if it is not queued.
 
-    The sessions queued before it by the triggers its cluster runs, counted
-    on the state index and capped at QUEUE_POSITION_CAP: past the cap the
-    answer is QUEUE_POSITION_CAP + 1.
+    The sessions of its cluster's queue (`queue_members`) queued before it,
+    counted on the state index and capped at QUEUE_POSITION_CAP: past the cap
+    the answer is QUEUE_POSITION_CAP + 1.
     """
     if session.state != SyncSession.State.QUEUED:
         return None
-    queue = queue_for(session.trigger)
-    triggers = [trigger for trigger in SyncSession.Trigger.values if queue_for(trigger) == queue]
     ahead = SyncSession.objects.filter(
-        state=SyncSession.State.QUEUED, trigger__in=triggers, queued_at__lt=session.queued_at
+        queue_members(session_queue(session)), state=SyncSession.State.QUEUED, queued_at__lt=session.queued_at
     ).order_by()[:QUEUE_POSITION_CAP]
     return ahead.count() + 1
 
@@ -75,7 +81,7 @@ def queue_position(session):
 def standing(session, position, *, now=None):
     """Where an open session stands, as the end of a sentence: its queue position or its progress."""
     if position is not None:
-        queue = queue_for(session.trigger)
+        queue = session_queue(session)
         if position > QUEUE_POSITION_CAP:
             return f", more than {QUEUE_POSITION_CAP} sessions ahead of it in the {queue} queue"
         if position == 1:
@@ -132,7 +138,14 @@ def start_sync(
     refusal = refusal_for(integration, trigger)
     if refusal:
         raise refusal
-    session = SyncSession(integration=integration, kind=kind, trigger=trigger, requested_by=requested_by, queued_at=now)
+    session = SyncSession(
+        integration=integration,
+        kind=kind,
+        trigger=trigger,
+        requested_by=requested_by,
+        queued_at=now,
+        fell_back=enqueue and falls_back(trigger, now),
+    )
     with transaction.atomic():
         inserted = insert_unless_open(session)
         if inserted and trigger in PERSON_TRIGGERS:
@@ -149,7 +162,10 @@ def start_sync(
     if not inserted:  # raised out here, the block above commits rather than rolls back: it wrote nothing
         raise already_syncing(integration, now=now)
     if enqueue:
-        transaction.on_commit(partial(enqueue_session, session.pk, urgent=trigger in PERSON_TRIGGERS))
+        urgent = trigger in PERSON_TRIGGERS and not session.fell_back
+        if session.fell_back:
+            logger.warning("no urgent worker alive: session %s goes to the default cluster", session.pk)
+        transaction.on_commit(partial(enqueue_session, session.pk, urgent=urgent))
     return session
 
 
@@ -193,8 +209,34 @@ def already_syncing(integration, *, now=None):
 
 
 def queue_for(trigger):
-    """The cluster whose workers run a session of this trigger: a person's syncs go to the urgent one."""
+    """The cluster whose workers run a session of this trigger: a person's syncs go to the urgent one.
+
+    Unless it fell back (`session_queue` says where a given session is).
+    """
     return settings.URGENT_CLUSTER if trigger in PERSON_TRIGGERS else settings.Q_CLUSTER["name"]
+
+
+def session_queue(session):
+    """The cluster whose queue holds this session's task."""
+    return settings.Q_CLUSTER["name"] if session.fell_back else queue_for(session.trigger)
+
+
+def queue_members(queue):
+    """A Q() of the sessions whose tasks the named cluster's queue holds (see `session_queue`)."""
+    triggers = [trigger for trigger in SyncSession.Trigger.values if queue_for(trigger) == queue]
+    members = Q(trigger__in=triggers, fell_back=False)
+    if queue == settings.Q_CLUSTER["name"]:
+        members |= Q(fell_back=True)
+    return members
+
+
+def falls_back(trigger, now):
+    """Whether a new session of this trigger goes to the default cluster instead of the urgent one.
+
+    Only a person's sync, only with a real broker (inline tasks have no
+    cluster to miss), only when no urgent worker beat within URGENT_FALLBACK_SECONDS.
+    """
+    return trigger in PERSON_TRIGGERS and not Conf.SYNC and heartbeats.urgent_fallback_active(now)
 
 
 def enqueue_session(session_id, *, urgent=False, save_task_id=True, broker=None):

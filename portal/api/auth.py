@@ -8,7 +8,7 @@ from ninja.security import HttpBearer
 from integrations import api_keys
 from integrations.models import ApiKey
 from portal.api.errors import ApiError, rate_limited
-from syncconsole import limits
+from syncconsole import limits, logs
 
 # At most one write per key a minute: reads stay reads.
 LAST_USED_EVERY = timedelta(minutes=1)
@@ -44,6 +44,7 @@ class ApiKeyAuth(HttpBearer):
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
             api_keys.record_api_request(key.tenant, now)
         request.tenant = key.tenant
+        logs.bind(tenant=key.tenant_id)
         return key
 
 

@@ -147,6 +147,18 @@ class IssuePage(Schema):
 
 class SyncStarted(Schema):
     session: Session
+    queue_position: int | None = Field(
+        default=None,
+        description="The session's place in its cluster's queue (1 = next; counted up to 1000, 1001 meaning "
+        "further back); null once it runs.",
+    )
+    likely_start_within_minutes: int | None = Field(
+        default=None,
+        description="While every worker is busy: the minutes within which the session is likely to start "
+        "(from the median duration of the cluster's recent sessions); null when a worker is free or there is "
+        "no recent session to learn from.",
+    )
+    message: str = Field(default="", description="Where the sync stands, in plain words.")
 
 
 class ConnectionTest(Schema):
@@ -180,6 +192,11 @@ class SyncConflict(Error):
         default=None,
         description="A queued session's place in its cluster's queue (1 = next; counted up to 1000, "
         "1001 meaning further back); null while it runs (its progress is in `session`).",
+    )
+    likely_start_within_minutes: int | None = Field(
+        default=None,
+        description="For a queued session while every worker is busy: the minutes within which it is likely "
+        "to start; null otherwise.",
     )
 
 

@@ -10,6 +10,7 @@ from ninja import NinjaAPI, Query, Status
 from integrations import connection_test, pagination, selectors
 from integrations.models import SyncSession
 from integrations.sync.starting import AlreadySyncing, SyncRefused, start_sync
+from integrations.sync.waiting import estimate_wait, where_it_stands
 from portal.api.auth import ApiKeyAuth
 from portal.api.errors import (
     HANDLED,
@@ -202,13 +203,29 @@ def integration_sync(request, integration: TenantIntegration, body: SyncRequest 
         session = start_sync(integration, kind=body.kind, trigger=SyncSession.Trigger.API)
     except AlreadySyncing as exc:
         running = Session.from_orm(exc.session).model_dump() if exc.session else None
+        estimate = estimate_wait(exc.session, position=exc.queue_position) if exc.session else None
+        busy = estimate is not None and estimate.busy
         raise ApiError(
-            409, "already_syncing", exc.message, session=running, queue_position=exc.queue_position
+            409,
+            "already_syncing",
+            f"{exc.message} {estimate.sentence()}" if busy else exc.message,
+            session=running,
+            queue_position=exc.queue_position,
+            likely_start_within_minutes=estimate.minutes if busy else None,
         ) from exc
     except SyncRefused as exc:
         raise ApiError(422, exc.code.lower(), exc.message) from exc
     session.refresh_from_db()
-    return Status(202, {"session": session})
+    estimate = estimate_wait(session)
+    return Status(
+        202,
+        {
+            "session": session,
+            "queue_position": estimate.position if estimate else None,
+            "likely_start_within_minutes": estimate.minutes if estimate and estimate.busy else None,
+            "message": where_it_stands(session, estimate),
+        },
+    )
 
 
 @api.post(

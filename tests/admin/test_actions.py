@@ -489,15 +489,17 @@ def test_support_sees_only_the_buttons_it_may_use(staff_client, users):
 
     def buttons(role):
         page = staff_client(users[role]).get(change_url(integration))
-        return {b.name for b in page.context["sc"]["buttons"]}
+        return {b.name for b in page.context["sc"]["buttons"] + page.context["sc"]["destructive_buttons"]}
 
     support_buttons, engineering_buttons = buttons("support"), buttons("engineering")
 
-    assert support_buttons == {"sync_now", "full_sync", "send_reauth_link"}
+    # Testing the connection asks for the permission to sync.
+    assert support_buttons == {"sync_now", "full_sync", "send_reauth_link", "test_connection"}
     assert engineering_buttons == {
         "sync_now",
         "full_sync",
         "send_reauth_link",
+        "test_connection",
         "enter_qa",
         "pause",
         "deactivate",
@@ -779,7 +781,7 @@ def test_bulk_pause_asks_for_a_reason_then_reports_refusals(engineering_client, 
         assert log_entries(integration)[-1].change_message == "Pause (bulk): Syncs paused."
     assert snapshot(already) == before[2]
     assert shown(response) == [
-        ("success", "Pause: done for 2 integration(s)."),
+        ("success", "Pause: done for 2 integrations."),
         ("error", f"Pause refused for 1: {already}: Syncs are already paused."),
     ]
 
@@ -820,7 +822,7 @@ def test_bulk_delete_confirms_then_deletes(engineering_client, engineering_user)
     assert snapshot(gone) == before[2]
     assert snapshot(keep)["row"] == before[3]["row"]
     assert shown(response) == [
-        ("success", "Delete: done for 2 integration(s)."),
+        ("success", "Delete: done for 2 integrations."),
         ("error", f"Delete refused for 1: {gone}: Cannot delete: It is already deleted."),
     ]
 
@@ -839,7 +841,7 @@ def test_bulk_restore_restores_only_the_deleted(engineering_client, engineering_
     assert events(gone, Kind.RESTORED)[-1].note == "Deleted by mistake"
     assert snapshot(live_one) == before
     assert shown(response) == [
-        ("success", "Restore: done for 1 integration(s)."),
+        ("success", "Restore: done for 1 integration."),
         ("error", f"Restore refused for 1: {live_one}: Cannot restore: It is not deleted."),
     ]
 
@@ -867,7 +869,7 @@ def test_bulk_sync_now_runs_at_once_and_reports_refusals(support_client, support
         assert events(integration, Kind.SYNC_REQUESTED)[-1].actor == support_user
     assert {i.pk: snapshot(i) for i in (gone, busy)} == before
     messages = shown(response)
-    assert messages[0] == ("success", "Sync now: done for 2 integration(s).")
+    assert messages[0] == ("success", "Sync now: done for 2 integrations.")
     level, text = messages[1]
     assert level == "error"
     assert text.startswith("Sync now refused for 2: ")
@@ -940,7 +942,7 @@ def test_issue_bulk_close_with_a_note(
     )
     untouched.refresh_from_db()
     assert untouched.state == "open"
-    assert ("success", f"{label}: 2 issue(s).") in shown(response)
+    assert ("success", f"{label}: 2 issues.") in shown(response)
 
 
 def test_issue_bulk_close_needs_a_note(support_client, error_catalog):
@@ -1078,13 +1080,14 @@ def test_buttons_that_ask_for_something_open_their_page(engineering_client):
     integration = active_integration()
     page = engineering_client.get(change_url(integration))
     content = page.content.decode()
-    buttons = page.context["sc"]["buttons"]
+    buttons = [b for b in page.context["sc"]["buttons"] + page.context["sc"]["destructive_buttons"] if b.name in ACTIONS]
     assert buttons
 
-    for spec in buttons:
-        link = f'<a class="button" href="{action_url(integration, spec.name)}">{spec.label}</a>'
+    for button in buttons:
+        spec = ACTIONS[button.name]
+        link = f'id="sc-action-{spec.name}" href="{action_url(integration, spec.name)}">{spec.label}</a>'
         form = f'<form method="post" action="{action_url(integration, spec.name)}">'
-        if ACTIONS[spec.name].form is not None or spec.destructive:
+        if spec.form is not None or spec.destructive:
             assert link in content and form not in content, f"{spec.name} should open its page"
         else:
             assert form in content and link not in content, f"{spec.name} should POST from the page"
@@ -1142,7 +1145,8 @@ def test_a_superuser_may_do_everything(staff_client, superuser):
     integration = active_integration()
     client = staff_client(superuser)
 
-    buttons = {b.name for b in client.get(change_url(integration)).context["sc"]["buttons"]}
+    sc = client.get(change_url(integration)).context["sc"]
+    buttons = {b.name for b in sc["buttons"] + sc["destructive_buttons"]}
     response = post_action(client, integration, "enter_qa", {"reason": "spot check"})
 
     assert {"sync_now", "send_reauth_link", "enter_qa", "pause", "delete", "revoke_credentials"} <= buttons

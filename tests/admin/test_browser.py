@@ -6,37 +6,14 @@ fresh browser context (no cookies) and saves the simulator's new key; the
 console then shows the re-authentication's full sync and the new status.
 """
 
-import os
-from pathlib import Path
-
 import pytest
 
 from integrations.models import Integration, ReauthLink, SyncSession
 from issues.models import ErrorCode
 from tests.factories import MembershipFactory, UserFactory
+from tests.plugins.chromium import expect, launch_chromium, log_in_to_console, new_page, screenshot
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)"
-)
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM),
-        reason=f"Chromium is not installed at {CHROMIUM} (Debian package 'chromium')",
-    ),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -58,15 +35,9 @@ def test_support_sends_a_link_and_the_customer_reauthenticates(
     agent.groups.add(staff_groups["Support"])
     change_url = f"{live_server.url}/admin/integrations/integration/{integration.pk}/change/"
 
-    # Playwright's sync API runs an event loop in this thread while it is
-    # open, and Django refuses ORM calls there: the database is only read
-    # before and after this block (the live server runs in its own thread).
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            drive(browser, live_server.url, change_url, advice=advice, member_email=member.user.email)
-        finally:
-            browser.close()
+    # The database is only read before and after this block (see tests/plugins/chromium.py).
+    with launch_chromium() as browser:
+        drive(browser, live_server.url, change_url, advice=advice, member_email=member.user.email)
 
     integration.refresh_from_db()
     assert integration.status == Integration.Status.ACTIVE
@@ -82,20 +53,10 @@ def drive(browser, base_url, change_url, *, advice, member_email):
     The integration page ends up in test-artifacts/admin-integration.png
     (admin-failure.png holds the agent's page when a step fails).
     """
-    expect = sync_api.expect
-    console = browser.new_context()
     csp_violations = []
-    console.on("console", lambda message: csp_violations.append(message.text) if "Content Security Policy" in message.text else None)
-    page = console.new_page()
-    page.set_default_timeout(15_000)
-
-    ARTIFACTS.mkdir(exist_ok=True)
+    page = new_page(browser, csp_violations)
     try:
-        page.goto(f"{base_url}/admin/login/")
-        page.fill("#id_username", "sam")
-        page.fill("#id_password", "password")
-        page.click("input[type=submit]")
-        expect(page.locator("#sc-dashboard")).to_be_visible()
+        log_in_to_console(page, base_url, "sam")
 
         page.goto(change_url)
         last_session = page.locator("#sc-last-session")
@@ -104,7 +65,7 @@ def drive(browser, base_url, change_url, *, advice, member_email):
         expect(last_session.get_by_text(advice)).to_be_hidden()
         last_session.locator("summary", has_text="Show details").click()
         expect(last_session.get_by_text(advice)).to_be_visible()
-        expect(page.locator("#sc-why")).to_contain_text("until credentials_invalid if auth keeps failing")
+        expect(page.locator("#sc-why")).to_contain_text("until “Credentials invalid” (syncs paused) if authentication keeps failing")
 
         # It asks for a recipient, so it is a link to the action's page, not a POST.
         page.get_by_role("link", name="Send re-authentication link").click(timeout=5_000)
@@ -115,17 +76,14 @@ def drive(browser, base_url, change_url, *, advice, member_email):
         url = page.input_value("#sc-reauth-url")
         assert url.startswith(f"{base_url}/reauth/")
 
-        customer = browser.new_context()  # no cookies: not logged in
-        customer.on("console", lambda message: csp_violations.append(message.text) if "Content Security Policy" in message.text else None)
-        assert customer.cookies() == []
-        form = customer.new_page()
-        form.set_default_timeout(30_000)
+        form = new_page(browser, csp_violations, timeout=30_000)  # a context of its own: not logged in
+        assert form.context.cookies() == []
         form.goto(url)
         expect(form.locator("h1")).to_have_text("Re-authenticate Pax8 billing")
         form.fill("#id_api_key", "new-key")
         form.get_by_role("button", name="Check and save").click()
         expect(form.locator("h1")).to_have_text("Thank you: the new credentials work")
-        customer.close()
+        form.context.close()
 
         page.goto(change_url)
         last_session = page.locator("#sc-last-session")
@@ -136,9 +94,9 @@ def drive(browser, base_url, change_url, *, advice, member_email):
         expect(page.locator("#sc-credentials")).to_contain_text("completed")
         expect(page.locator("#sc-timeline")).to_contain_text("Re-authentication link used")
     except Exception:
-        page.screenshot(path=str(ARTIFACTS / "admin-failure.png"), full_page=True)
+        screenshot(page, "admin-failure.png")
         raise
-    page.screenshot(path=str(ARTIFACTS / "admin-integration.png"), full_page=True)
-    console.close()
+    screenshot(page, "admin-integration.png")
+    page.context.close()
     # The console and the public page work under the Content-Security-Policy: no inline script refused.
     assert csp_violations == []

@@ -35,6 +35,7 @@ from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -48,13 +49,17 @@ from integrations.models import (
     Integration,
     IntegrationEvent,
     Membership,
+    MetricTally,
+    PageFingerprint,
     ReauthLink,
     SeenItem,
+    SeenRange,
     SyncedRecord,
     SyncSession,
     Tenant,
+    WorkerHeartbeat,
 )
-from issues.models import ErrorCode, SupportRequest, SyncIssue
+from issues.models import ErrorCode, SupportMessage, SupportRequest, SyncIssue
 from tests.queries import grown, measure, shape
 
 Status = Integration.Status
@@ -193,7 +198,18 @@ class Data:
         )
         member_of = {tenant.pk: user for tenant, user in zip(tenants, members)}
         SupportRequest.objects.bulk_create(
-            [SupportRequest(issue=issue, user=member_of[issue.tenant_id], message="Help") for issue in issues]
+            [
+                SupportRequest(
+                    integration_id=issue.integration_id,
+                    issue=issue,
+                    user=member_of[issue.tenant_id],
+                    message="Help",
+                    # Assigned and answered, so that a column or a panel following them shows an N+1.
+                    assignee=self.staff,
+                    state=SupportRequest.State.WAITING_ON_CUSTOMER,
+                )
+                for issue in issues
+            ]
         )
         ApiKey.objects.bulk_create(
             [
@@ -269,6 +285,24 @@ class Data:
                 for i, session in enumerate(finished)
             ]
         )
+        SeenRange.objects.bulk_create(
+            [
+                SeenRange(session_id=session.pk, item_type="item", low=f"item-{i:07d}", high=f"item-{i:07d}z")
+                for i, session in enumerate(finished)
+            ]
+        )
+        PageFingerprint.objects.bulk_create(
+            [
+                PageFingerprint(
+                    integration=row, item_type="item", page_key=f"{next(_serial):064x}", digest="d" * 64,
+                    generation="g" * 64, low="item-0000001", high="item-0001000", item_count=1000,
+                )
+                for row in rows
+            ]
+        )
+        MetricTally.objects.bulk_create(
+            [MetricTally(metric="bench_rows", labels=f'{{"n":"{next(_serial)}"}}', count=1) for _row in rows]
+        )
         Alert.objects.bulk_create(
             [
                 Alert(
@@ -319,9 +353,24 @@ class Data:
         self._add_background_tasks(count)
         self._add_login_records(count)
         self._add_audit_records(count)
+        self._add_worker_heartbeats(count)
         self.integrations += rows
         if self.focus is None:
             self.focus = rows[0]
+
+    def _add_worker_heartbeats(self, count):
+        """Worker processes of both clusters, live and long dead: the dashboard's workers panel sums them up."""
+        WorkerHeartbeat.objects.bulk_create(
+            [
+                WorkerHeartbeat(
+                    cluster=("syncconsole", "urgent")[n % 2],
+                    host=f"worker-{n}",
+                    pid=n,
+                    last_beat_at=self.now - timedelta(seconds=(n % 3) * 60),
+                )
+                for n in (next(_serial) for _ in range(count))
+            ]
+        )
 
     def _add_background_tasks(self, count):
         now = self.now
@@ -469,6 +518,56 @@ class Data:
                 for _ in range(min(grow, 3))
             ]
         )
+        # The integration page's Alerts panel: alerts in every delivery state.
+        delivery = (Alert.State.SENT, Alert.State.DIGEST, Alert.State.FAILED, Alert.State.PENDING, Alert.State.HELD)
+        Alert.objects.bulk_create(
+            [
+                Alert(
+                    integration=focus,
+                    tenant_id=focus.tenant_id,
+                    rule=Alert.Rule.STALE,
+                    streak=f"focus-{next(_serial)}",
+                    state=delivery[n % 5],
+                    recipients=["ops@customer.example"],
+                    subject="No successful sync for a while",
+                    created_at=now - timedelta(minutes=n),
+                    sent_at=now if n % 5 == 0 else None,
+                    digest_window_ends_at=now + timedelta(minutes=5) if n % 5 == 1 else None,
+                    failure=Alert.Failure.NO_RECIPIENTS if n % 5 == 2 else "",
+                    last_error="SMTPServerDisconnected: gone" if n % 5 == 3 else "",
+                )
+                for n in range(grow)
+            ]
+        )
+        # A help request on the focus integration's first issue: more requests on that issue, and a
+        # longer conversation (replies and notes by staff, answers by the customer, emails failed or sent).
+        self.focus_request = SupportRequest.objects.filter(integration=focus).order_by("pk").first()
+        request = self.focus_request
+        # The issue page's occurrences over time: the request's issue was first met by the focus
+        # integration's oldest session, so the sessions of its range grow with the others.
+        oldest = SyncSession.objects.filter(integration=focus).order_by("queued_at").first()
+        SyncIssue.objects.filter(pk=request.issue_id).update(first_session=oldest, first_seen_at=oldest.queued_at)
+        SupportRequest.objects.bulk_create(
+            [
+                SupportRequest(integration=focus, issue_id=request.issue_id, user_id=request.user_id, message="Again")
+                for _ in range(min(grow, 9))
+            ]
+        )
+        SupportMessage.objects.bulk_create(
+            [
+                SupportMessage(
+                    request=request,
+                    kind="note" if n % 3 == 0 else "reply",
+                    author=self.staff if n % 3 != 1 else request.user,
+                    from_support=n % 3 != 1,
+                    body=f"Message {n}",
+                    created_at=now - timedelta(minutes=n),
+                    emailed_at=now if n % 2 else None,
+                    email_error="" if n % 2 else "SMTPServerDisconnected: gone",
+                )
+                for n in range(grow)
+            ]
+        )
 
 
 # Measured as a Support user: the pages support staff live on, with their filters and searches.
@@ -477,18 +576,22 @@ PAGES = {
     "integration changelist": lambda d: "/admin/integrations/integration/",
     "integration changelist, needs attention": lambda d: "/admin/integrations/integration/?attention=yes",
     "integration changelist, by status and connector": lambda d: (
-        "/admin/integrations/integration/?status__exact=failing&connector=simulator&o=-9"
+        "/admin/integrations/integration/?status__exact=failing&connector=simulator&o=-5"
     ),
     "integration changelist, search": lambda d: "/admin/integrations/integration/?q=Tenant",
-    # 9: the "open issues" column (0 is the action checkbox).
-    "integration changelist, by open issues": lambda d: "/admin/integrations/integration/?o=-9",
-    "integration changelist, has open issues": lambda d: "/admin/integrations/integration/?has_issues=yes&o=9.-2",
+    # 5: the "open issues" column (0 is the action checkbox), 2 the status.
+    "integration changelist, by open issues": lambda d: "/admin/integrations/integration/?o=-5",
+    "integration changelist, has open issues": lambda d: "/admin/integrations/integration/?has_issues=yes&o=5.-2",
+    # The integration page's live part: what its script polls while a session runs.
+    "integration progress": lambda d: f"/admin/integrations/integration/{d.focus.pk}/progress/",
     "integration page": lambda d: f"/admin/integrations/integration/{d.focus.pk}/change/",
     "sync issue changelist": lambda d: "/admin/issues/syncissue/",
     "sync issue changelist, one integration's open issues": lambda d: (
         f"/admin/issues/syncissue/?integration__id__exact={d.focus.pk}&state__exact=open"
     ),
     "sync issue changelist, prefix search": lambda d: "/admin/issues/syncissue/?q=c-0000",
+    "sync issue page": lambda d: f"/admin/issues/syncissue/{d.focus_request.issue_id}/change/",
+    "help request page": lambda d: f"/admin/issues/supportrequest/{d.focus_request.pk}/change/",
     "sync session changelist": lambda d: "/admin/integrations/syncsession/",
     "sync session changelist, by code": lambda d: (
         "/admin/integrations/syncsession/?error_code__code__exact=VENDOR_UNAVAILABLE"
@@ -523,6 +626,8 @@ ACTION_PAGES = {
 
 def rows_listed(response):
     """How many rows the page lists (None for a page that is not a list)."""
+    if response.context is None:  # JSON
+        return None
     if "cl" in response.context:
         return len(response.context["cl"].result_list)
     if "action_checkbox_name" in response.context:  # a bulk action's confirmation page
@@ -530,7 +635,8 @@ def rows_listed(response):
         return len(list(listed))
     if "dashboard" in response.context:
         dashboard = response.context["dashboard"]
-        return sum(len(dashboard[name]) for name in ("attention", "running", "reaped", "alerts", "incidents"))
+        panels = ("attention", "running", "reaped", "alerts", "incidents")
+        return sum(len(dashboard[name]) for name in panels) + len(dashboard["requests"].rows)
     return None
 
 
@@ -542,6 +648,9 @@ def only_a_count_added(small, large):
 
 
 def visit(client, url, post=None):
+    # The dashboard caches the hours that are over (syncconsole/activity.py): every visit is measured
+    # as the first one of the hour, the most it ever costs.
+    cache.clear()
     if post is None:
         response, queries = measure(client, url)
     else:

@@ -61,7 +61,7 @@ def test_setup_with_unmapped_accounts():
     rule, evidence, next_steps = why(integration, unmapped_accounts=2, total_accounts=3)
 
     assert rule == "Account mapping is incomplete: every sync is refused with MAPPING_INCOMPLETE."
-    assert "2 of 3 vendor account(s) are not mapped or ignored." in evidence
+    assert "2 of 3 vendor accounts not mapped or ignored yet." in evidence
     assert next_steps == ["The first sync is queued as soon as the mapping is complete."]
 
 
@@ -71,8 +71,8 @@ def test_setup_waiting_for_the_first_sync():
     rule, _, next_steps = why(integration)
 
     assert rule == "Waiting for the first sync to finish."
-    assert "clean -> active" in next_steps[0]
-    assert "an auth failure -> authentication failing" in next_steps[0]
+    assert "clean → Active" in next_steps[0]
+    assert "an auth failure → Authentication failing" in next_steps[0]
 
 
 def test_active_counts_down_to_the_next_scheduled_sync():
@@ -178,7 +178,7 @@ def test_auth_failing_counts_down_to_credentials_invalid():
     assert rule == "The last sync failed on authentication."
     assert "Authentication failing since 19 hours ago." in evidence
     assert next_steps == [
-        "2 days 5 hours until credentials_invalid if auth keeps failing.",
+        "2 days 5 hours until “Credentials invalid” (syncs paused) if authentication keeps failing.",
         "8 more unsuccessful syncs until the repeated-failure alert.",
         "Next scheduled sync in 50 minutes (backed off while failing).",
     ]
@@ -336,7 +336,7 @@ PAGE_CASES = {
             next_sync_at=minutes_from_now(14),
         ),
         [
-            "2 days 5 hours until credentials_invalid if auth keeps failing.",
+            "2 days 5 hours until “Credentials invalid” (syncs paused) if authentication keeps failing.",
             "7 more unsuccessful syncs until the repeated-failure alert.",
             "next scheduled sync in 14 minutes",
         ],
@@ -380,7 +380,7 @@ PAGE_CASES = {
         lambda: saved(Status.SETUP, mapping_complete=False, first_sync_finished_at=None),
         [
             "Account mapping is incomplete: every sync is refused with MAPPING_INCOMPLETE.",
-            "1 of 3 vendor account(s) are not mapped or ignored.",
+            "1 of 3 vendor accounts not mapped or ignored yet.",
         ],
     ),
     "inactive": (
@@ -480,16 +480,20 @@ def test_shared_mailbox_credentials():
     shared = run_checks(with_credentials({"username": "admin@acme.example", "password": "p"}, NOW))
     personal = run_checks(with_credentials({"username": "jane.doe@acme.example", "password": "p"}, NOW))
 
-    warning = "The credentials belong to a shared mailbox (admin@, billing@, info@...): someone else may reset its password."
+    warning = (
+        "The username looks like a shared mailbox or an admin account (it matches admin@): whoever else uses it "
+        "may change its password or its sign-in rules, and the sync stops. Use a dedicated service account for "
+        "this integration."
+    )
     assert warning in texts(shared, "warn")
-    assert warning not in texts(personal)
+    assert not [text for text in texts(personal) if "shared mailbox" in text]
 
 
 @pytest.mark.parametrize(
     "unmapped, total, level, text",
     [
-        (1, 3, "bad", "Mapping: 2 of 3 vendor account(s) mapped or ignored."),
-        (0, 2, "ok", "Mapping: 2 of 2 vendor account(s) mapped or ignored."),
+        (1, 3, "bad", "Mapping: 2 of 3 vendor accounts mapped or ignored."),
+        (0, 2, "ok", "Mapping: 2 of 2 vendor accounts mapped or ignored."),
         (0, 0, "info", "No vendor accounts discovered yet."),
     ],
 )
@@ -498,7 +502,7 @@ def test_mapping(unmapped, total, level, text):
 
 
 def test_other_integrations_of_the_connector_failing():
-    assert "2 other Vendor simulator integration(s) failed in the last hour: a vendor-side problem?" in texts(
+    assert "2 other Vendor simulator integrations failed in the last hour: a vendor-side problem?" in texts(
         run_checks(unsaved(Status.FAILING), failures=2), "warn"
     )
     assert "No other Vendor simulator integration failed in the last hour." in texts(
@@ -520,8 +524,8 @@ def test_rate_limiting_and_time_queued():
 
     found = run_checks(unsaved(Status.ACTIVE), sessions=sessions)
 
-    assert "Rate limiting seen: 3 wait(s) in the last 2 sessions." in texts(found, "warn")
-    assert "Longest time queued in recent sessions: 7 minutes." in texts(found, "warn")
+    assert "Rate limiting seen: 3 waits in the last 2 sessions." in texts(found, "warn")
+    assert "Longest time queued in recent sessions: 7 min." in texts(found, "warn")
 
 
 @pytest.mark.django_db
@@ -583,9 +587,9 @@ def test_the_page_shows_the_checks_and_never_the_credentials(support_client, err
         "Credentials are 85 days old; Vendor simulator forces re-authentication every 90 days: 4 days"
         in checks
     )
-    assert "Mapping: 1 of 2 vendor account(s) mapped or ignored." in checks
-    assert "1 other Vendor simulator integration(s) failed in the last hour" in checks
-    assert "Rate limiting seen: 4 wait(s) in the last 1 sessions." in checks
+    assert "Mapping: 1 of 2 vendor accounts mapped or ignored." in checks
+    assert "1 other Vendor simulator integration failed in the last hour" in checks
+    assert "Rate limiting seen: 4 waits in the last 1 session." in checks
     assert "shared mailbox" in checks
     assert 'class="sc-check-warn"' in response.content.decode()
     assert "Values are encrypted and never shown." in panel(response, "credentials")

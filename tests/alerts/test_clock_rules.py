@@ -3,9 +3,11 @@
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.utils import timezone
 
+from alerts import delivery
 from alerts.models import Alert
 from alerts.rules import check_clock_rules
 from integrations.models import Integration, ReauthLink
@@ -30,8 +32,14 @@ def test_credentials_expiring_within_the_warning_is_alerted_once(tenant):
     assert [(a.integration_id, a.rule) for a in raised] == [(soon.pk, Alert.Rule.CREDENTIALS_EXPIRING)]
     assert raised[0].context["days_left"] == 6
     assert raised[0].context["wants_reauth_link"] is True
+    # It can wait for the tenant's digest window; the every-minute sweep sends it when the window ends.
+    alert = Alert.objects.get(rule=Alert.Rule.CREDENTIALS_EXPIRING)
+    assert (alert.state, alert.digest_window_ends_at) == (Alert.State.DIGEST, now + settings.ALERT_DIGEST_WINDOW)
+    assert mail.outbox == []
+    assert delivery.deliver_due(now=now + settings.ALERT_DIGEST_WINDOW) == {"sent": 0, "digests": 1}
     assert check_clock_rules(now + timedelta(hours=1)) == []
     assert check_clock_rules(now + timedelta(hours=2)) == []
+    assert delivery.deliver_due(now=now + timedelta(hours=2)) == {"sent": 0, "digests": 0}
     assert Alert.objects.filter(rule=Alert.Rule.CREDENTIALS_EXPIRING).count() == 1
     assert len(mail.outbox) == 1 and "expire" in mail.outbox[0].subject.lower()
     # One link, made when the email went out, still usable after the later hourly runs.
@@ -69,6 +77,7 @@ def test_a_day_of_hourly_clock_rules_sends_one_alert_with_one_link_that_still_wo
 
     for hour in range(24):
         check_clock_rules(start + timedelta(hours=hour))
+        delivery.deliver_due(now=start + timedelta(hours=hour, minutes=30))  # the sweep, between runs
 
     assert Alert.objects.filter(integration=integration).count() == 1
     link = ReauthLink.objects.get(integration=integration)

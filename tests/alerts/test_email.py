@@ -13,6 +13,7 @@ from io import StringIO
 import pytest
 from django.conf import settings
 from django.core.management import call_command
+from django.urls import reverse
 
 from alerts import delivery
 from alerts.models import Alert
@@ -36,6 +37,11 @@ def html_links(html):
 def site_path(url):
     assert url.startswith(settings.SITE_URL + "/"), url
     return url[len(settings.SITE_URL) :]
+
+
+def portal_link(integration):
+    """The integration's portal page, as emails link to it (built from SITE_URL when sent)."""
+    return settings.SITE_URL + reverse("portal:general", args=[integration.pk])
 
 
 def alerts_of(integration, rule=None):
@@ -76,8 +82,8 @@ def test_tenth_consecutive_failure_sends_one_email_and_the_eleventh_none(
         assert "VENDOR_UNAVAILABLE" in body
         assert htmllib.unescape(code.customer_advice) in htmllib.unescape(body)
         assert "What happens next:" in body
-    assert alert.context["portal_url"].startswith(settings.SITE_URL + "/portal/")
-    assert text_links(message.text) == html_links(message.html) == [alert.context["portal_url"]]
+    assert "portal_url" not in alert.context  # links are made when the email is sent
+    assert text_links(message.text) == html_links(message.html) == [portal_link(integration)]
 
     (eleventh,) = fail_times(integration, 1)
     assert integration.consecutive_unsuccessful == 11
@@ -112,14 +118,16 @@ def test_recovery_after_an_alerted_streak_sends_one_recovered_email(
 
     recovered = alerts_of(integration, R.RECOVERED).get()
     assert recovered.context["failed_in_a_row"] == 10
-    # Sent now, or in the tenant's digest once the window has passed: once either way.
+    # Sent at once (a recovery never waits for a digest), and once.
+    assert recovered.state == Alert.State.SENT
+    assert len(smtp_server.with_subject("Recovered")) == 1
     later = clean.finished_at + settings.ALERT_DIGEST_WINDOW + timedelta(seconds=1)
     delivery.deliver_due(now=later)
     delivery.deliver_due(now=later + timedelta(hours=3))
     recovered_emails = smtp_server.with_subject("Recovered")
     assert len(recovered_emails) == 1
     assert recovered_emails[0].subject == f"[SyncConsole] Recovered: {integration.name}"
-    assert "after 10 unsuccessful sync(s)" in recovered_emails[0].text
+    assert "after 10 unsuccessful syncs." in recovered_emails[0].text
     assert len(smtp_server.messages) == 2
 
     # Another clean sync is no new recovery.
@@ -189,7 +197,7 @@ def test_auth_failing_sends_one_alert_with_a_working_reauth_link(
 
     alert = alerts_of(integration, R.AUTH_FAILING).get()
     assert "reauth_url" not in alert.context  # the token lives only in the email
-    portal_url = alert.context["portal_url"]
+    portal_url = portal_link(integration)
     reauth_url = text_links(message.text)[0]
     assert reauth_url.startswith(settings.SITE_URL + "/reauth/")
     assert alert.context["reauth_link_id"] == ReauthLink.objects.get(integration=integration).pk
@@ -226,13 +234,20 @@ def test_credentials_invalid_goes_to_support_too(make_integration, sync, alert_t
     assert integration.tenant.alert_emails in alert.recipients
     assert alert.context["wants_reauth_link"] is True
 
-    # Immediately, or in the tenant's digest when the window has passed.
-    delivery.deliver_due(now=again.finished_at + settings.ALERT_DIGEST_WINDOW + timedelta(seconds=1))
-    to_support = smtp_server.to(settings.SUPPORT_EMAIL)
-    assert len(to_support) == 1
-    assert "Syncs paused" in to_support[0].text or "Credentials invalid" in to_support[0].text
-    assert settings.SITE_URL + "/reauth/" in to_support[0].text
-    assert integration.tenant.alert_emails in to_support[0].rcpt_tos
+    # At once, although the tenant was emailed moments ago (authentication failing):
+    # support and the tenant's alert list each get their own copy, with the same link.
+    assert alert.state == Alert.State.SENT
+    (to_support,) = smtp_server.to(settings.SUPPORT_EMAIL)
+    (to_tenant,) = [m for m in smtp_server.to(integration.tenant.alert_emails) if "Syncs paused" in m.subject]
+    assert to_support.rcpt_tos == [settings.SUPPORT_EMAIL]
+    assert to_tenant.rcpt_tos == [integration.tenant.alert_emails]
+    assert to_support.subject == to_tenant.subject == f"[SyncConsole] Syncs paused, new credentials needed: {integration.name}"
+    reauth_url = text_links(to_support.text)[0]
+    assert reauth_url.startswith(settings.SITE_URL + "/reauth/")
+    assert text_links(to_tenant.text)[0] == reauth_url
+    assert "alert list" not in to_support.text  # the footer is for the tenant's list only
+    assert f"alert list of {integration.tenant.name}" in to_tenant.text
+    assert alert.sent_at - again.finished_at < timedelta(minutes=1)
 
 
 # -- quality assurance -------------------------------------------------------------
@@ -261,13 +276,14 @@ def test_quality_assurance_entered_goes_to_engineering_with_the_evidence(
     assert smtp_server.to(integration.tenant.alert_emails) == []
 
 
-# -- digest --------------------------------------------------------------------------
+# -- several at once ---------------------------------------------------------------
 
 
 @live
-def test_a_tenant_with_three_integrations_alerting_gets_one_email_then_one_digest(
+def test_three_integrations_failing_authentication_at_once_each_get_their_email_at_once(
     make_integration, sync, alert_tenant, vendor_simulator, smtp_server
 ):
+    """Each is the first alert of its streak and needs action: none waits for a digest."""
     tenant = alert_tenant()
     integrations = [make_integration("healthy", tenant=tenant, name=f"Digest {i}") for i in range(3)]
     for integration in integrations:
@@ -276,31 +292,20 @@ def test_a_tenant_with_three_integrations_alerting_gets_one_email_then_one_diges
     sessions = [sync(integration, kind=SyncSession.Kind.QUICK) for integration in integrations]
     assert [s.error_code_id for s in sessions] == ["AUTH_INVALID"] * 3
 
-    assert len(smtp_server.messages) == 1
-    assert smtp_server.messages[0].subject == "[SyncConsole] Re-authentication needed: Digest 0"
-    states = [alerts_of(i, R.AUTH_FAILING).get().state for i in integrations]
-    assert states == [Alert.State.SENT, Alert.State.DIGEST, Alert.State.DIGEST]
+    assert [m.subject for m in smtp_server.messages] == [f"[SyncConsole] Re-authentication needed: Digest {i}" for i in range(3)]
+    assert all(m.rcpt_tos == [tenant.alert_emails] for m in smtp_server.messages)
+    for integration, session in zip(integrations, sessions):
+        alert = alerts_of(integration, R.AUTH_FAILING).get()
+        assert alert.state == Alert.State.SENT
+        assert alert.sent_at - session.finished_at < timedelta(minutes=1)
+    # One working link per integration, each in its own email.
+    links = [text_links(m.text)[0] for m in smtp_server.messages]
+    assert len(set(links)) == 3
+    assert ReauthLink.objects.filter(integration__in=integrations, revoked_at=None).count() == 3
 
-    # Not before the window has passed.
-    first_sent = alerts_of(integrations[0]).get().sent_at
-    assert delivery.deliver_due(now=first_sent + settings.ALERT_DIGEST_WINDOW / 2)["digests"] == 0
-    assert len(smtp_server.messages) == 1
-
-    later = first_sent + settings.ALERT_DIGEST_WINDOW + timedelta(seconds=1)
-    assert delivery.deliver_due(now=later)["digests"] == 1
-    assert len(smtp_server.messages) == 2
-    digest = smtp_server.messages[1]
-    assert digest.subject == f"[SyncConsole] 2 alerts for {tenant.name}"
-    assert digest.rcpt_tos == [tenant.alert_emails]
-    for body in (digest.text, digest.html):
-        assert "Digest 0" not in body
-        assert "Digest 1" in body and "Digest 2" in body
-    assert text_links(digest.text) == html_links(digest.html)
-    assert len(text_links(digest.text)) == 4  # a re-auth and a portal link each
-    assert [alerts_of(i).get().state for i in integrations] == [Alert.State.SENT] * 3
-
-    assert delivery.deliver_due(now=later + settings.ALERT_DIGEST_WINDOW * 3) == {"sent": 0, "digests": 0}
-    assert len(smtp_server.messages) == 2
+    later = sessions[-1].finished_at + settings.ALERT_DIGEST_WINDOW * 3
+    assert delivery.deliver_due(now=later) == {"sent": 0, "digests": 0}
+    assert len(smtp_server.messages) == 3
 
 
 # -- test emails --------------------------------------------------------------------
@@ -319,6 +324,9 @@ def test_admin_test_email_page_sends_to_the_smtp_server(client, staff_user, smtp
     assert message.rcpt_tos == ["check@example.com"]
     assert message.subject == "[SyncConsole] Test email"
     assert message.text and message.html
+    # A test email asks nothing of its reader, and does not pretend to be about a real error.
+    assert "This test email needs no action." in message.text
+    assert "Nothing to do on your side" not in message.text + message.html
     assert text_links(message.text) == html_links(message.html)
 
     smtp_server.stop()

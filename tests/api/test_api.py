@@ -664,7 +664,7 @@ def test_idle_development_tenants_are_switched_off_and_the_next_request_switches
     assert len(mail.outbox) == 1
     notice = mail.outbox[0]
     assert sorted(notice.to) == ["dana@dev.example", "oncall@dev.example", "ops@dev.example"]
-    assert "Dev Co" in notice.subject and "2 integration(s)" in notice.subject
+    assert "Dev Co" in notice.subject and "2 integrations of Dev Co switched off" in notice.subject
     assert "Dev billing" in notice.body and "Dev contacts" in notice.body and "Dev legacy" not in notice.body
     assert "/portal/" in notice.body
 

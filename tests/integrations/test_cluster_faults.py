@@ -382,6 +382,9 @@ def test_person_sync_runs_before_the_scheduled_backlog_drains(
     kind, redis_url = broker_kind
     real_broker(redis_url)
     settings.SYNC_SCHEDULER_BATCH = 500  # one tick queues the backlog in batches, as in production
+    # The urgent cluster starts late on purpose; without an urgent worker the person's sync would
+    # go to the default cluster (tests/integrations/test_worker_fallback.py): not here.
+    settings.URGENT_FALLBACK_SECONDS = 0
 
     backlog = make_backlog(vendor_simulator, BACKLOG)
     queued = scheduler.tick()
@@ -405,7 +408,7 @@ def test_person_sync_runs_before_the_scheduled_backlog_drains(
     assert get_broker(URGENT_QUEUE).queue_size() == 1
     assert get_broker(DEFAULT_QUEUE).queue_size() == BACKLOG
 
-    env = cluster_env(vendor_simulator)
+    env = cluster_env(vendor_simulator, URGENT_FALLBACK_SECONDS=0)
     qcluster_factory(redis_url=redis_url, env=env)
     # The default cluster (one worker) is busy with the backlog before the
     # urgent one (one worker) even starts.

@@ -31,7 +31,7 @@ from issues.models import SyncIssue
 from issues.recording import IssueRecorder, ProblemRow, record_session_failure, resolve_session_issues
 from tests.conftest import seed_catalog
 from tests.factories import IntegrationFactory, SyncIssueFactory, SyncSessionFactory, UserFactory
-from tests.test_migrations import back_to_latest, latest, migrate  # noqa: F401 (back_to_latest is a fixture)
+from tests.test_migrations import back_to_latest, latest, migrate, state_before  # noqa: F401 (back_to_latest is a fixture)
 
 Status = Integration.Status
 State = SyncSession.State
@@ -335,9 +335,7 @@ def test_reconcile_by_command_and_by_the_hourly_schedule(three_integrations):
 @live_sync
 def test_the_migration_fills_the_counts_from_the_issues(back_to_latest):  # noqa: F811
     executor = MigrationExecutor(connection)
-    before = [node for node in latest(executor) if node[0] != "integrations"] + [
-        ("integrations", "0011_new_vendor_accounts")
-    ]
+    before = state_before(executor, "integrations", "0011_new_vendor_accounts")
     old = migrate(before)
     Tenant = old.get_model("integrations", "Tenant")
     OldIntegration = old.get_model("integrations", "Integration")

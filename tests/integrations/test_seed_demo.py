@@ -6,8 +6,12 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.http import HttpRequest
+from django.test import Client
 
+from integrations import reauth
+from integrations.management.commands.seed_demo import INTEGRATIONS, Command
 from integrations.models import AccountMapping, Integration, IntegrationEvent, Membership, SyncSession, Tenant
+from integrations.simulator.scenarios import GOOD_KEY
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -70,3 +74,37 @@ def test_seed_demo_covers_every_status_and_is_idempotent(vendor_simulator, clien
 def test_seed_demo_says_clearly_when_the_simulator_is_not_running():
     with pytest.raises(CommandError, match="vendor simulator does not answer"):
         call_command("seed_demo", "--simulator-url", "http://127.0.0.1:9")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_good_key_fixes_each_demo_integration_failing_to_sign_in(vendor_simulator, error_catalog):
+    """The README's key: re-authenticating with good-key through a link makes each of them active again."""
+    command = Command(stdout=open("/dev/null", "w"))
+    command.simulator = vendor_simulator.base_url
+    command.admin = command.ensure_users()
+    tenants = command.ensure_tenants()
+    failing = [spec for spec in INTEGRATIONS if spec[-1] in (Integration.Status.AUTH_FAILING, Integration.Status.CREDENTIALS_INVALID)]
+    assert {spec[1] for spec in failing} == {"Ingram Micro", "Proofpoint"}
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+    for spec in failing:
+        name, stored_key = spec[1], spec[5]
+        integration = command.seed_simulator_integration(tenants, spec)
+        assert integration.last_session.error_code.category == "auth"
+        row = next(line for line in readme.splitlines() if line.startswith(f"| {name} ("))
+        assert "`good-key`" in row, row
+        new = reauth.create_link(integration, recipient="it@customer.example", send=False)
+        client = Client()
+        assert client.get(f"/reauth/{new.token}/").status_code == 302
+
+        # The key it holds is the one the vendor no longer takes; good-key is the fix.
+        refused = client.post("/reauth/continue/", {"api_key": stored_key})
+        assert refused.status_code == 400
+        done = client.post("/reauth/continue/", {"api_key": GOOD_KEY})
+
+        assert done.status_code == 200, name
+        integration.refresh_from_db()
+        assert integration.get_credentials() == {"api_key": GOOD_KEY}
+        assert integration.status == Integration.Status.ACTIVE, name
+        assert integration.last_session.trigger == SyncSession.Trigger.REAUTH
+        assert integration.last_session.state == SyncSession.State.SUCCEEDED

@@ -133,3 +133,30 @@ def test_the_real_declarations_refuse_what_design_says(error_catalog):
             assert allowed == set(Trigger.values), status
     assert settings.CREDENTIALS_INVALID_AFTER == timedelta(days=3)
     assert statuses.declaration(Status.ACTIVE).refusal is None
+
+
+def test_a_cause_the_declaration_words_apart_reaches_the_customer(monkeypatch, error_catalog):
+    """Credentials revoked by staff read as their own cause wherever the customer's words show."""
+    status = Status.CREDENTIALS_INVALID
+    made_up = dataclasses.replace(
+        DECLARATIONS[status],
+        meaning="Made-up meaning for credentials that kept failing",
+        meaning_by_cause=((statuses.CREDENTIALS_REVOKED, "Made-up meaning for revoked credentials"),),
+    )
+    monkeypatch.setitem(DECLARATIONS, status, made_up)
+    failing = integration_in(status)
+    revoked = integration_in(status)
+    revoked.credentials_revoked_at = timezone.now()
+    revoked.save(update_fields=["credentials_revoked_at"])
+
+    assert statuses.cause_of(failing) == "" and statuses.cause_of(revoked) == statuses.CREDENTIALS_REVOKED
+    assert selectors.customer_words(failing)[1] == "Made-up meaning for credentials that kept failing"
+    assert selectors.customer_words(revoked)[1] == "Made-up meaning for revoked credentials"
+    assert selectors.customer_words(status)[1] == "Made-up meaning for credentials that kept failing"
+    user = UserFactory()
+    MembershipFactory(user=user, tenant=revoked.tenant, role=Membership.Role.VIEWER)
+    client = Client()
+    client.force_login(user)
+    page = client.get(reverse("portal:general", args=[revoked.pk])).content.decode()
+    assert "Made-up meaning for revoked credentials" in page
+    assert "Made-up meaning for credentials that kept failing" not in page

@@ -39,7 +39,7 @@ from integrations.models import (
     Tenant,
 )
 from integrations.services import facts_of
-from issues.models import SupportRequest, SyncIssue
+from issues.models import SupportMessage, SupportRequest, SyncIssue
 from tests.factories import (
     IntegrationFactory,
     MembershipFactory,
@@ -177,7 +177,7 @@ def snapshot(*tenants):
     """Every row a portal or API request could change, for the tenants given, and the mail sent.
 
     Two snapshots are equal when nothing changed: status, credentials,
-    members, mappings, sessions, events, issues, help requests, keys, records,
+    members, mappings, sessions, events, issues, help requests and their messages, keys, records,
     re-authentication links, alerts, webhook endpoints and their deliveries.
     """
 
@@ -192,7 +192,8 @@ def snapshot(*tenants):
         "events": rows(IntegrationEvent.objects.filter(integration__tenant__in=tenants)),
         "records": rows(SyncedRecord.objects.filter(integration__tenant__in=tenants)),
         "issues": rows(SyncIssue.objects.filter(tenant__in=tenants)),
-        "support_requests": rows(SupportRequest.objects.filter(issue__tenant__in=tenants)),
+        "support_requests": rows(SupportRequest.objects.filter(integration__tenant__in=tenants)),
+        "support_messages": rows(SupportMessage.objects.filter(request__integration__tenant__in=tenants)),
         "api_keys": rows(ApiKey.objects.filter(tenant__in=tenants)),
         "memberships": rows(Membership.objects.filter(tenant__in=tenants)),
         "reauth_links": rows(ReauthLink.objects.filter(integration__tenant__in=tenants)),
@@ -227,7 +228,7 @@ def _furnish(tenant, admin, integration_in, latency_ms):
         record=record,
         issue=issue,
         help_request=SupportRequest.objects.create(
-            issue=issue, user=admin, message=f"{tenant.name} needs help"
+            integration=integration, issue=issue, user=admin, message=f"{tenant.name} needs help"
         ),
         setup=setup,
         mappings=[

@@ -11,47 +11,23 @@ Screenshots go to test-artifacts/portal-*.png (portal-failure.png holds the
 page when a step fails).
 """
 
-import os
 import re
-import threading
 import time
-from pathlib import Path
 
 import pytest
 from django.core import mail
-from django.db import connections
 
 from integrations.models import Integration, Membership, SyncSession
 from integrations.sync import runner
 from integrations.sync.starting import start_sync
 from issues.models import ErrorCode, SupportRequest, SyncIssue
 from tests.factories import TenantFactory
-from tests.portal.conftest import PASSWORD
+from tests.plugins.chromium import browse, expect, log_in_to_portal, screenshot
+from tests.session_thread import SessionThread
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)"
-)
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM),
-        reason=f"Chromium is not installed at {CHROMIUM} (Debian package 'chromium')",
-    ),
-    pytest.mark.django_db(transaction=True),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 Status = Integration.Status
+VIEWPORT = {"width": 1280, "height": 900}
 
 
 @pytest.fixture
@@ -61,45 +37,6 @@ def customer(member):
         tenant, Membership.Role.ADMIN, username="grace", email="grace@acme.example", first_name="Grace"
     )
     return tenant, user
-
-
-def browse(live_server, steps, failure_shot="portal-failure.png"):
-    """Run `steps(page)` in a fresh Chromium page; screenshot the page if a step fails.
-
-    Playwright's sync API runs an event loop in this thread while it is open,
-    and Django refuses ORM calls there: the database is read before and after.
-    """
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
-            csp_violations = []
-            context.on(
-                "console",
-                lambda message: csp_violations.append(message.text) if "Content Security Policy" in message.text else None,
-            )
-            page = context.new_page()
-            page.set_default_timeout(15_000)
-            try:
-                steps(page)
-            except Exception:
-                page.screenshot(path=str(ARTIFACTS / failure_shot), full_page=True)
-                raise
-            # Every page of the flow works under the Content-Security-Policy: no inline script refused.
-            assert csp_violations == []
-        finally:
-            browser.close()
-
-
-def log_in(page, base_url, username):
-    expect = sync_api.expect
-    page.goto(f"{base_url}/portal/")
-    expect(page.locator("h1")).to_have_text("Log in")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.locator("main h1")).to_have_text("Integrations")
 
 
 def test_a_customer_reads_the_error_filters_issues_and_asks_for_help(
@@ -116,10 +53,9 @@ def test_a_customer_reads_the_error_filters_issues_and_asks_for_help(
     auth_expired = ErrorCode.objects.get(code="AUTH_EXPIRED")
     invalid = SyncIssue.objects.get(integration=contacts, external_id="item-0000019")
     assert invalid.error_code_id == "ITEM_INVALID_VALUE" and invalid.record_id
-    expect = sync_api.expect
 
     def steps(page):
-        log_in(page, live_server.url, "grace")
+        log_in_to_portal(page, live_server.url, "grace")
         cards = page.locator("article.integration")
         expect(cards).to_have_count(2)
         expect(cards.filter(has_text="Pax8 billing").locator(".badge")).to_have_text(
@@ -139,7 +75,7 @@ def test_a_customer_reads_the_error_filters_issues_and_asks_for_help(
         last_error.locator("summary", has_text="Show details").click()
         expect(last_error.get_by_text(failed.error_message)).to_be_visible()
         expect(page.get_by_role("link", name="Re-authenticate")).to_be_visible()
-        page.screenshot(path=str(ARTIFACTS / "portal-general.png"), full_page=True)
+        screenshot(page, "portal-general.png")
 
         # Its Issues tab, filtered by code.
         page.locator("nav.tabs").get_by_role("link", name="Issues").click()
@@ -166,14 +102,14 @@ def test_a_customer_reads_the_error_filters_issues_and_asks_for_help(
         for n in range(2):
             expect(rows.nth(n)).to_contain_text("ITEM_INVALID_VALUE")
         expect(page.locator("select[name=code]")).to_have_value("ITEM_INVALID_VALUE")
-        page.screenshot(path=str(ARTIFACTS / "portal-issues.png"), full_page=True)
+        screenshot(page, "portal-issues.png")
 
         row = rows.filter(has_text="Tara Jensen")
         row.get_by_role("link", name="Our record").click()
         record = page.locator("#record")
         expect(record).to_contain_text("item-0000019")
         expect(record).to_contain_text("not-an-email")
-        page.screenshot(path=str(ARTIFACTS / "portal-record.png"), full_page=True)
+        screenshot(page, "portal-record.png")
         page.go_back()
 
         row.get_by_role("link", name="Help me resolve this issue").click()
@@ -182,17 +118,17 @@ def test_a_customer_reads_the_error_filters_issues_and_asks_for_help(
         page.get_by_role("button", name="Send to support").click()
         expect(page.locator(".messages")).to_contain_text("Your request was sent to our support team.")
         requests = page.locator("#requests")
-        expect(requests).to_contain_text("Open")
+        expect(requests).to_contain_text("Sent to support")
         expect(requests).to_contain_text("Tara's address is right in our CRM.")
-        page.screenshot(path=str(ARTIFACTS / "portal-help.png"), full_page=True)
+        screenshot(page, "portal-help.png")
 
         page.locator("nav.tabs").get_by_role("link", name="Issues").click()
-        expect(rows.filter(has_text="Tara Jensen")).to_contain_text("Help: Open")
+        expect(rows.filter(has_text="Tara Jensen")).to_contain_text("Help: Sent to support")
 
-    browse(live_server, steps)
+    browse(steps, failure_shot="portal-failure.png", viewport=VIEWPORT)
 
     request = SupportRequest.objects.get()
-    assert (request.issue_id, request.user, request.state) == (invalid.pk, user, SupportRequest.State.OPEN)
+    assert (request.issue_id, request.user, request.state) == (invalid.pk, user, SupportRequest.State.NEW)
     assert request.message == "Tara's address is right in our CRM. Why is it refused?"
     to_support = [m for m in mail.outbox if m.to == ["help@syncconsole.example"]]
     assert len(to_support) == 1
@@ -217,27 +153,15 @@ def test_a_running_sync_shows_its_progress_until_it_finishes(
         return original_write(self, page, **kwargs)
 
     monkeypatch.setattr(runner.SessionRun, "write", paced_write)
-    # Tasks run inline in the tests, so the portal's "Sync now" would only answer when the sync is done:
-    # the session is queued here and run by a worker thread while the browser watches.
+    # Queued, not run: a thread runs it while the page watches (see tests/session_thread.py).
     session = start_sync(
         integration, kind=SyncSession.Kind.FULL, trigger=SyncSession.Trigger.CUSTOMER, enqueue=False
     )
-    outcome = {}
-
-    def worker():
-        try:
-            outcome["session"] = runner.run_session(session.pk, worker="browser-test")
-        except Exception as exc:  # reported by the test
-            outcome["error"] = exc
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=worker, daemon=True)
+    thread = SessionThread(session.pk)
     seen = []
-    expect = sync_api.expect
 
     def steps(page):
-        log_in(page, live_server.url, "grace")
+        log_in_to_portal(page, live_server.url, "grace")
         page.get_by_role("link", name="Warehouse stock").click()
         progress = page.locator("#sync-progress")
         expect(progress).to_be_visible()
@@ -252,7 +176,7 @@ def test_a_running_sync_shows_its_progress_until_it_finishes(
             if match and (not seen or seen[-1] != int(match.group(1))):
                 seen.append(int(match.group(1)))
                 if len(seen) == 3:
-                    page.screenshot(path=str(ARTIFACTS / "portal-progress.png"), full_page=True)
+                    screenshot(page, "portal-progress.png")
             if page.locator("#status .badge").text_content() != "Setting up":
                 break  # reloaded to the finished state
             page.wait_for_timeout(100)
@@ -262,14 +186,13 @@ def test_a_running_sync_shows_its_progress_until_it_finishes(
         expect(progress).to_be_hidden()
         expect(page.locator("#last-session")).to_contain_text("Succeeded")
         expect(page.locator("#last-session")).to_contain_text("4000 read")
-        page.screenshot(path=str(ARTIFACTS / "portal-finished.png"), full_page=True)
+        screenshot(page, "portal-finished.png")
 
     try:
-        browse(live_server, steps)
+        browse(steps, failure_shot="portal-failure.png", viewport=VIEWPORT)
     finally:
-        if thread.ident:
-            thread.join(60)
-    assert "error" not in outcome, outcome
+        thread.join_if_started()
+    assert thread.error is None, thread.error
     assert not thread.is_alive()
     # The number moved while the page was open: at least two counts between the first and the last.
     assert len([n for n in seen if 0 < n < 4000]) >= 2, seen

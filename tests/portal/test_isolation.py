@@ -89,6 +89,13 @@ PORTAL_ROUTES = {
     "portal:reactivate": Route(
         serves=("POST",), probes=(Probe("POST", url={"integration_id": "them.idle"}),)
     ),
+    "portal:schedule": Route(
+        serves=("POST",),
+        probes=(
+            Probe("POST", url=THEIR_INTEGRATION, data={"action": "pause"}, label="pause"),
+            Probe("POST", url=THEIR_INTEGRATION, data={"action": "interval", "minutes": "30"}, label="interval"),
+        ),
+    ),
     "portal:mapping": Route(
         serves=("GET", "POST"),
         probes=(
@@ -104,6 +111,7 @@ PORTAL_ROUTES = {
         ),
     ),
     "portal:issues": Route(serves=("GET",), probes=(Probe("GET", url=THEIR_INTEGRATION),)),
+    "portal:issues_csv": Route(serves=("GET",), probes=(Probe("GET", url=THEIR_INTEGRATION),)),
     "portal:help": Route(
         serves=("GET", "POST"),
         probes=(
@@ -122,6 +130,39 @@ PORTAL_ROUTES = {
                 "POST",
                 url={"integration_id": "us.integration", "issue_id": "them.issue"},
                 data={"message": "Fix it"},
+                label="our integration",
+            ),
+        ),
+    ),
+    "portal:contact_support": Route(
+        serves=("GET", "POST"),
+        probes=(
+            Probe("GET", url=THEIR_INTEGRATION),
+            Probe(
+                "POST",
+                url=THEIR_INTEGRATION,
+                data={"began": "yesterday", "reauthenticated": "no", "forced_sync": "no", "message": "Fix it"},
+            ),
+        ),
+    ),
+    "portal:support_request": Route(
+        serves=("GET", "POST"),
+        probes=(
+            Probe("GET", url={"integration_id": "them.integration", "request_id": "them.help_request"}),
+            Probe(
+                "POST",
+                url={"integration_id": "them.integration", "request_id": "them.help_request"},
+                data={"body": "Any news?", "back": "general"},
+            ),
+            Probe(
+                "GET",
+                url={"integration_id": "us.integration", "request_id": "them.help_request"},
+                label="our integration",
+            ),
+            Probe(
+                "POST",
+                url={"integration_id": "us.integration", "request_id": "them.help_request"},
+                data={"body": "Any news?", "back": "general"},
                 label="our integration",
             ),
         ),
@@ -155,6 +196,26 @@ NOT_TENANT_SCOPED = {
         "Django's password reset: the user id and token are checked by its token generator; no tenant-owned object"
     ),
     "portal:password_reset_complete": DJANGO_AUTH,
+    "outbox": (
+        "the console's development outbox: staff only (admin_view; a tenant user is sent to the console's "
+        "login), and 404 unless emails go to the local mailbox (tests/test_outbox.py)"
+    ),
+    "outbox_message": "one message of the development outbox: staff only, as `outbox` (tests/test_outbox.py)",
+    "view_as_customer": (
+        "the console's read-only view of any tenant's General tab: staff who may view integrations only "
+        "(admin_view; a tenant user is sent to the console's login), tests/portal/test_views_as_customer.py"
+    ),
+    "view_as_customer_issues": "the same for the Issues tab (tests/portal/test_views_as_customer.py)",
+    "alerts:unsubscribe": (
+        "the one-click unsubscribe of an alert email: no login, the signed token names one membership and "
+        "turns off only that member's alert emails; tampered and reassigned tokens are tests/alerts/test_unsubscribe.py's"
+    ),
+    "healthz": "the process answers: no login, no data (tests/test_health.py)",
+    "readyz": "ok/failing per check for load balancers: no login, no tenant data (tests/test_health.py)",
+    "metrics": (
+        "Prometheus metrics: a bearer token (METRICS_TOKEN), no session; counts across tenants, never a "
+        "tenant's names or ids (tests/test_metrics.py)"
+    ),
 }
 
 

@@ -478,7 +478,8 @@ def test_help_request_reaches_support_and_its_state_shows(
         )
     assert response.redirect_chain == [(url, 302)]
     request = SupportRequest.objects.get()
-    assert (request.issue, request.user, request.state) == (issue, acme.viewer, SupportRequest.State.OPEN)
+    assert (request.issue, request.user, request.state) == (issue, acme.viewer, SupportRequest.State.NEW)
+    assert request.integration == integration
     assert request.message == "Ben's quantity is right at our end; why is it refused?"
     assert [h["id"] for h in request.history] == [newer.pk, older.pk]
     assert request.history[0] == {
@@ -497,20 +498,21 @@ def test_help_request_reaches_support_and_its_state_shows(
     assert "Ben's quantity is right at our end; why is it refused?" in email.body
     assert "victor@acme.example" in email.body
     assert f"{settings.SITE_URL}/admin/issues/supportrequest/{request.pk}/change/" in email.body
+    assert email.reply_to == ["victor@acme.example"]  # support's answer by email goes to the customer
 
     assert "Your request was sent to our support team. You can follow it here." in unescape(
         response.content.decode()
     )
     requests_box = text_of(section(response.content.decode(), "requests"))
-    assert "Open" in requests_box and "why is it refused?" in requests_box
+    assert "Sent to support" in requests_box and "why is it refused?" in requests_box
 
     issues_page = client.get(reverse("portal:issues", args=[integration.pk])).content.decode()
-    assert "Help: Open" in issues_page
+    assert "Help: Sent to support" in issues_page
 
     # Support takes it on: the customer sees that too.
     SupportRequest.objects.filter(pk=request.pk).update(state=SupportRequest.State.IN_PROGRESS)
-    assert "In progress" in text_of(section(client.get(url).content.decode(), "requests"))
-    assert "Help: In progress" in client.get(reverse("portal:issues", args=[integration.pk])).content.decode()
+    assert "Support is on it" in text_of(section(client.get(url).content.decode(), "requests"))
+    assert "Help: Support is on it" in client.get(reverse("portal:issues", args=[integration.pk])).content.decode()
 
 
 @pytest.mark.django_db
@@ -524,14 +526,14 @@ def test_the_issues_row_shows_the_latest_help_request(
         client.post(url, {"message": "The name is there in the vendor's screen."})
     first = SupportRequest.objects.get()
     SupportRequest.objects.filter(pk=first.pk).update(
-        state=SupportRequest.State.CLOSED, created_at=timezone.now() - timedelta(days=3)
+        state=SupportRequest.State.RESOLVED, created_at=timezone.now() - timedelta(days=3)
     )
     with django_capture_on_commit_callbacks(execute=True):
         client.post(url, {"message": "It is back again."})
     assert SupportRequest.objects.count() == 2
 
     help_page = text_of(section(client.get(url).content.decode(), "requests"))
-    assert help_page.index("Open") < help_page.index("Closed")  # newest first
+    assert help_page.index("Sent to support") < help_page.index("Resolved")  # newest first
     row = next(
         r
         for r in re.findall(
@@ -541,7 +543,7 @@ def test_the_issues_row_shows_the_latest_help_request(
         )
         if "Ada Adler" in r
     )
-    assert "Help: Open" in row
+    assert "Help: Sent to support" in row
 
 
 # -- Accounts: log in, password reset, log out --------------------------------------------------------

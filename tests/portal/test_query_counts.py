@@ -6,7 +6,8 @@ integration list as it was, so an N+1 on it would not show: here the tenant
 goes from 3 to 30 integrations, each with a last session (with its error
 code when it failed), open issues and, for some, a sync running now. The
 focus integration goes from 10 to 10,000 issues and from 3 to 40 sessions;
-one of its issues from 2 to 15 help requests; the tenant from 2 to 25 API
+one of its issues from 2 to 15 help requests, and a conversation on each of five requests from 2 to
+15 messages; the tenant from 2 to 25 API
 keys, from 2 to 15 webhook endpoints with 3 to 40 deliveries, and from 1 to
 4 open vendor incidents (shown on every page); the focus integration's
 account mapping from 2 to 30 vendor accounts.
@@ -26,7 +27,7 @@ from alerts.models import Alert, Incident, WebhookDelivery, WebhookEndpoint
 from audit.models import AuditRecord
 from integrations import pagination
 from integrations.models import AccountMapping, ApiKey, Integration, Membership, SyncSession
-from issues.models import SupportRequest, SyncIssue
+from issues.models import SupportMessage, SupportRequest, SyncIssue
 from tests.factories import SyncSessionFactory, TenantFactory
 from tests.queries import add_integrations, add_issues, measure, report
 
@@ -82,17 +83,39 @@ class Acme:
 
         issues = add_issues(focus, size["issues"], now)
         SupportRequest.objects.bulk_create(
-            [SupportRequest(issue=issue, user=self.admin, message="Help") for issue in issues[::100]]
+            [SupportRequest(integration=focus, issue=issue, user=self.admin, message="Help") for issue in issues[::100]]
         )
         self.help_issue = SyncIssue.objects.filter(integration=focus, state="open").earliest("pk")
         have = SupportRequest.objects.filter(issue=self.help_issue).count()
         SupportRequest.objects.bulk_create(
             [
-                SupportRequest(issue=self.help_issue, user=self.admin, message=f"Still broken ({n})")
+                SupportRequest(
+                    integration=focus, issue=self.help_issue, user=self.admin, message=f"Still broken ({n})"
+                )
                 for n in range(have, size["help requests"])
             ]
         )
 
+        # A conversation on the latest of them: support's replies and notes, the customer's answers.
+        if not hasattr(self, "help_request"):
+            self.help_request = SupportRequest.objects.filter(issue=self.help_issue).earliest("pk")
+        talking = [self.help_request, *SupportRequest.objects.filter(integration=focus).exclude(pk=self.help_request.pk)[:4]]
+        have = self.help_request.messages.count()
+        staff = User.objects.filter(is_staff=True).first() or User.objects.create(username="support-agent", is_staff=True)
+        SupportMessage.objects.bulk_create(
+            [
+                SupportMessage(
+                    request=request,
+                    kind="note" if n % 3 == 0 else "reply",
+                    author=self.admin if n % 3 == 1 else staff,
+                    from_support=n % 3 != 1,
+                    body=f"Message {n}",
+                    created_at=now - timedelta(minutes=n),
+                )
+                for request in talking
+                for n in range(have, size["help requests"])
+            ]
+        )
         have = focus.sessions.count()
         SyncSession.objects.bulk_create(
             [
@@ -223,7 +246,12 @@ class Acme:
 
         return {
             "list": (reverse("portal:list"), listed("cards")),
-            "general": (reverse("portal:general", args=[pk]), listed()),
+            "general": (reverse("portal:general", args=[pk]), listed("support_requests")),
+            "help request": (
+                reverse("portal:support_request", args=[pk, self.help_request.pk]),
+                lambda context: [len(context["incidents"]), len(context["support_request"].thread)],
+            ),
+            "contact support": (reverse("portal:contact_support", args=[pk]), listed()),
             "progress": (reverse("portal:progress", args=[pk]), nothing),
             "issues": (issues, listed("issues")),
             "issues, all states": (f"{issues}?state=all", listed("issues")),

@@ -305,7 +305,7 @@ def test_a_tenant_admin_maps_accounts_and_the_first_sync_starts(acme, log_in, ma
 
     # One account decided: saved, still in setup, no sync.
     partial = client.post(url, {f"target_{northwind.pk}": "Acme North"}, follow=True)
-    assert "Mapping saved; 1 vendor account(s) still need a target or to be ignored." in messages_of(partial)
+    assert "Mapping saved; 1 vendor account still needs a target or to be ignored." in messages_of(partial)
     integration.refresh_from_db()
     assert (integration.status, integration.mapping_complete) == (Status.SETUP, False)
     assert not SyncSession.objects.filter(integration=integration).exists()

@@ -31,6 +31,7 @@ class CardDavConnector(DiscoveryMixin, ReadingMixin, MarkingMixin, Connector):
     key = "carddav"
     label = "CardDAV address book"
     item_type = "contact"
+    vendor_kind = "mailbox"
     supports_marking = True
     setting_fields = (
         Field(

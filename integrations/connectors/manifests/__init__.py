@@ -145,6 +145,7 @@ def connector_class(manifest):
             "label": manifest.label,
             "item_type": manifest.item_type,
             "token_lifetime": lifetime,
+            "vendor_kind": manifest.vendor_kind,
             "setting_fields": fields,
             "manifest": manifest,
             "__doc__": f"{manifest.label} ({manifest.vendor_kind}), from {FOLDER.name}/{manifest.key}.json.",

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from integrations import credential_checks
 from integrations.connectors.base import connector_keys
 from integrations.models import Tenant
 from integrations.onboarding import InvalidIntegration, create_integration
@@ -38,15 +39,19 @@ class Command(BaseCommand):
             tenant = Tenant.objects.get(slug=options["tenant_slug"])
         except Tenant.DoesNotExist:
             raise CommandError(f"No tenant with slug {options['tenant_slug']!r}.") from None
+        credentials = parse_pairs(options["credential"], "credential")
         try:
             integration = create_integration(
                 tenant,
                 options["connector"],
                 options["name"],
                 settings=parse_pairs(options["setting"], "setting"),
-                credentials=parse_pairs(options["credential"], "credential"),
+                credentials=credentials,
                 queue_first_sync=not options["no_sync"],
             )
         except InvalidIntegration as exc:
             raise CommandError("\n".join(exc.problems)) from None
         self.stdout.write(str(integration.pk))
+        # A warning, on stderr so that scripts reading the id are not disturbed; the integration is created.
+        for shared in credential_checks.shared_mailboxes(credentials):
+            self.stderr.write(self.style.WARNING(f"Warning: {shared.text()}"))

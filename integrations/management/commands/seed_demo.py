@@ -26,6 +26,7 @@ from integrations.onboarding import create_integration
 from integrations.services import perform_action
 from integrations.simulator import profiles
 from integrations.simulator.profiles import connectwise, graph, hubspot, pax8, proofpoint
+from integrations.simulator.scenarios import EXPIRED_KEY, GOOD_KEY, REVOKED_KEY
 from integrations.sync import reaper
 from integrations.sync.runner import claim, run_session
 from integrations.sync.starting import start_sync
@@ -36,21 +37,23 @@ TENANTS = [
     ("initech-dev", "Initech (sandbox)", Tenant.Environment.DEVELOPMENT, ""),
 ]
 
-# (tenant, name, kind, scenario account, extra settings, credential, how to reach the status)
+# (tenant, name, kind, scenario account, extra settings, credential, how to reach the status).
+# The two failing to sign in hold a key the simulator has expired or revoked (EXPIRED_KEY,
+# REVOKED_KEY); re-authenticating with good-key, the README's key, fixes them.
 INTEGRATIONS = [
-    ("acme", "Pax8", "vendor", "healthy.demo-acme-pax8", {}, "good-key", "active"),
-    ("acme", "ConnectWise Manage", "psa", "warnings.demo-acme-cw", {}, "good-key", "warnings"),
-    ("acme", "Mimecast", "vendor", "warnings.demo-acme-mimecast", {}, "good-key", "quality_assurance"),
-    ("acme", "Autotask", "psa", "healthy.demo-acme-autotask", {}, "good-key", "failing"),
-    ("acme", "Ingram Micro", "vendor", "expired-token.demo-acme-ingram", {}, "good-key", "auth_failing"),
-    ("globex", "HubSpot", "vendor", "healthy.demo-globex-hubspot", {}, "good-key", "unknown"),
-    ("globex", "Proofpoint", "vendor", "invalid-key.demo-globex-proofpoint", {}, "good-key", "credentials_invalid"),
-    ("globex", "Exchange mailbox", "vendor", "healthy.demo-globex-exchange", {"manual_mapping": True}, "good-key", "setup"),
-    ("globex", "Sherweb", "vendor", "healthy.demo-globex-sherweb", {}, "good-key", "inactive"),
-    ("globex", "Old Datto", "vendor", "healthy.demo-globex-datto", {}, "good-key", "deleted"),
-    ("initech-dev", "TD SYNNEX", "vendor", "big-5000.demo-initech", {}, "good-key", "active"),
-    ("initech-dev", "Rate-limited vendor", "vendor", "rate-limited.demo-initech", {}, "good-key", "active"),
-    ("initech-dev", "Flaky vendor", "vendor", "flaky.demo-initech", {"auth": "oauth2"}, "good-key", "active"),
+    ("acme", "Pax8", "vendor", "healthy.demo-acme-pax8", {}, GOOD_KEY, "active"),
+    ("acme", "ConnectWise Manage", "psa", "warnings.demo-acme-cw", {}, GOOD_KEY, "warnings"),
+    ("acme", "Mimecast", "vendor", "warnings.demo-acme-mimecast", {}, GOOD_KEY, "quality_assurance"),
+    ("acme", "Autotask", "psa", "healthy.demo-acme-autotask", {}, GOOD_KEY, "failing"),
+    ("acme", "Ingram Micro", "vendor", "healthy.demo-acme-ingram", {}, EXPIRED_KEY, "auth_failing"),
+    ("globex", "HubSpot", "vendor", "healthy.demo-globex-hubspot", {}, GOOD_KEY, "unknown"),
+    ("globex", "Proofpoint", "vendor", "healthy.demo-globex-proofpoint", {}, REVOKED_KEY, "credentials_invalid"),
+    ("globex", "Exchange mailbox", "vendor", "healthy.demo-globex-exchange", {"manual_mapping": True}, GOOD_KEY, "setup"),
+    ("globex", "Sherweb", "vendor", "healthy.demo-globex-sherweb", {}, GOOD_KEY, "inactive"),
+    ("globex", "Old Datto", "vendor", "healthy.demo-globex-datto", {}, GOOD_KEY, "deleted"),
+    ("initech-dev", "TD SYNNEX", "vendor", "big-5000.demo-initech", {}, GOOD_KEY, "active"),
+    ("initech-dev", "Rate-limited vendor", "vendor", "rate-limited.demo-initech", {}, GOOD_KEY, "active"),
+    ("initech-dev", "Flaky vendor", "vendor", "flaky.demo-initech", {"auth": "oauth2"}, GOOD_KEY, "active"),
 ]
 
 # One per vendor manifest, on the simulator's profile of the vendor and with the credentials
@@ -144,34 +147,12 @@ class Command(BaseCommand):
         if self.carddav:
             self.check_carddav()
         self.admin = self.ensure_users()
-        tenants = {}
-        for slug, name, environment, alert_emails in TENANTS:
-            tenants[slug], _ = Tenant.objects.get_or_create(
-                slug=slug, defaults={"name": name, "environment": environment, "alert_emails": alert_emails}
-            )
+        tenants = self.ensure_tenants()
         self.ensure_membership("customer", tenants["acme"], Membership.Role.ADMIN)
         self.ensure_membership("viewer", tenants["acme"], Membership.Role.VIEWER)
 
-        for slug, name, kind, account, extra, key, target in INTEGRATIONS:
-            tenant = tenants[slug]
-            if Integration.objects.filter(tenant=tenant, name=name).exists():
-                continue
-            integration = create_integration(
-                tenant,
-                "simulator",
-                name,
-                settings={"account": account, "base_url": self.simulator, **extra},
-                credentials={"api_key": key},
-                actor=self.admin,
-                queue_first_sync=False,
-            )
-            integration.kind = kind
-            integration.save(update_fields=["kind"])
-            getattr(self, f"reach_{target}")(integration, account)
-            integration.refresh_from_db()
-            self.stdout.write(f"  {tenant.name} / {name}: {integration.status}")
-            if integration.status != target:
-                raise CommandError(f"{name} ended {integration.status}, expected {target}.")
+        for spec in INTEGRATIONS:
+            self.seed_simulator_integration(tenants, spec)
         self.seed_manifests(tenants)
         if self.carddav:
             self.seed_carddav(tenants)
@@ -187,6 +168,14 @@ class Command(BaseCommand):
             admin.set_password("admin")
             admin.save()
         return admin
+
+    def ensure_tenants(self):
+        tenants = {}
+        for slug, name, environment, alert_emails in TENANTS:
+            tenants[slug], _ = Tenant.objects.get_or_create(
+                slug=slug, defaults={"name": name, "environment": environment, "alert_emails": alert_emails}
+            )
+        return tenants
 
     def ensure_membership(self, username, tenant, role):
         User = get_user_model()
@@ -208,6 +197,30 @@ class Command(BaseCommand):
         run_session(session.pk)
         session.refresh_from_db()
         return session
+
+    def seed_simulator_integration(self, tenants, spec):
+        """One of INTEGRATIONS, brought to its status by real syncs; None if it exists already."""
+        slug, name, kind, account, extra, key, target = spec
+        tenant = tenants[slug]
+        if Integration.objects.filter(tenant=tenant, name=name).exists():
+            return None
+        integration = create_integration(
+            tenant,
+            "simulator",
+            name,
+            settings={"account": account, "base_url": self.simulator, **extra},
+            credentials={"api_key": key},
+            actor=self.admin,
+            queue_first_sync=False,
+        )
+        integration.kind = kind
+        integration.save(update_fields=["kind"])
+        getattr(self, f"reach_{target}")(integration, account)
+        integration.refresh_from_db()
+        self.stdout.write(f"  {tenant.name} / {name}: {integration.status}")
+        if integration.status != target:
+            raise CommandError(f"{name} ended {integration.status}, expected {target}.")
+        return integration
 
     # -- the vendor manifests -------------------------------------------------
 
