@@ -219,7 +219,7 @@ def test_every_model_of_a_tenant_is_exported_or_left_out_with_a_reason():
 
 @pytest.mark.slow
 def test_the_export_streams_its_rows(acme, settings):
-    """Peak memory does not grow with the rows: 20,000 records cost what 2,000 do.
+    """Peak memory does not grow with the rows: 20,000 records cost about what 2,000 do.
 
     DEBUG off: Django's query log (up to 9,000 queries) would weigh in otherwise.
     """
@@ -261,7 +261,10 @@ def test_the_export_streams_its_rows(acme, settings):
     small, small_bytes = peak_with(2_000)
     large, large_bytes = peak_with(20_000)
     assert large_bytes > 9 * small_bytes
-    assert large < 2 * small, (small, large)
+    # Read whole, ten times the rows cost about ten times the memory (4.1 MB against 40.2 MB
+    # with list() for iterator()); streamed, about the same, give or take what earlier tests
+    # left in caches.
+    assert large < 4 * small, (small, large)
 
 
 def test_a_session_open_at_export_does_not_block_a_new_one_here(acme):
