@@ -12,6 +12,8 @@ import time
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
+import orjson
+
 from . import profiles
 from . import scenarios as sc
 from .cli import (  # noqa: F401 - re-exported for the management command and older imports
@@ -353,7 +355,9 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             "total": listing.total,
             "server_time": sc.iso(sc.utcnow()),
         }
-        body = json.dumps(payload, separators=(",", ":")).encode()
+        # orjson: the same JSON as json.dumps (UTF-8 rather than \u escapes) at a
+        # tenth of the CPU, which the simulator shares with the client it serves.
+        body = orjson.dumps(payload)
         if kind == "malformed" and start <= listing.total // 2 < start + len(slots):
             # The page holding the middle item, whatever the page size: a
             # client that reads everything always meets it.

@@ -21,35 +21,52 @@ class SortedPage:
     held: int = 0
 
 
+_STORE, _HOLD, _UNMAPPED, _IGNORE = "store", "hold", "unmapped", "ignore"
+
+
+def _fate(account_id, mappings, held_accounts):
+    """What happens to the items of one vendor account."""
+    if not account_id:
+        return _STORE
+    if account_id in held_accounts:
+        return _HOLD
+    mapping = mappings.get(account_id)
+    if mapping is None or not mapping.is_mapped:
+        return _UNMAPPED
+    return _IGNORE if mapping.ignored else _STORE
+
+
 def classify(items, mappings, held_accounts=frozenset()):
     """Sort a page's items by their vendor account's mapping. Pure: no database, no I/O.
 
     Items of a new account waiting for its mapping (`held_accounts`) are
     neither stored nor an issue each: the account's one issue speaks for them.
+    A page holds the items of a few accounts: each account is decided once,
+    and a page whose accounts are all stored is kept as it is.
     """
+    fates = {account_id: _fate(account_id, mappings, held_accounts) for account_id in {item.account_id for item in items}}
+    if all(fate == _STORE for fate in fates.values()):
+        return SortedPage(list(items), [], [], 0)
     to_store, unmapped, ignored_ids, held = [], [], [], 0
     for item in items:
-        if item.account_id:
-            if item.account_id in held_accounts:
-                held += 1
-                continue
-            mapping = mappings.get(item.account_id)
-            if mapping is None or not mapping.is_mapped:
-                unmapped.append(
-                    ProblemRow(
-                        item.external_id,
-                        "ITEM_UNMAPPED",
-                        f"The item belongs to vendor account '{item.account_id}', which is not mapped.",
-                        item.label,
-                        item.vendor_url,
-                        {"vendor_account_id": item.account_id},
-                    )
+        fate = fates[item.account_id]
+        if fate == _STORE:
+            to_store.append(item)
+        elif fate == _HOLD:
+            held += 1
+        elif fate == _IGNORE:
+            ignored_ids.append(item.external_id)
+        else:
+            unmapped.append(
+                ProblemRow(
+                    item.external_id,
+                    "ITEM_UNMAPPED",
+                    f"The item belongs to vendor account '{item.account_id}', which is not mapped.",
+                    item.label,
+                    item.vendor_url,
+                    {"vendor_account_id": item.account_id},
                 )
-                continue
-            if mapping.ignored:
-                ignored_ids.append(item.external_id)
-                continue
-        to_store.append(item)
+            )
     return SortedPage(to_store, unmapped, ignored_ids, held)
 
 

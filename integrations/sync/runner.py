@@ -31,6 +31,7 @@ from integrations.connectors.http import VendorHttp
 from integrations.models import SyncSession
 from integrations.sync import telemetry
 from integrations.sync import fingerprints
+from integrations.sync.collector import fewer_collections
 from integrations.sync.finishing import SessionLog, finish_session
 from integrations.sync.prefetch import FeedTimedOut, PageFeed
 from integrations.sync.pages import item_problems, mark_duplicates, new_account_issue_id, read_pages
@@ -113,7 +114,10 @@ def run_session(session_id, *, worker=None):
         logger.info("session %s is not queued any more; nothing to do", session_id)
         return None
     session = SyncSession.objects.select_related("integration", "integration__tenant").get(pk=session_id)
-    with logs.context(tenant=session.integration.tenant_id, integration=session.integration_id, session=session.pk):
+    with (
+        logs.context(tenant=session.integration.tenant_id, integration=session.integration_id, session=session.pk),
+        fewer_collections(),
+    ):
         telemetry.log_started(session, worker)
         return run_claimed(session, worker)
 

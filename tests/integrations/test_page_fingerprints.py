@@ -17,13 +17,13 @@ FULL, QUICK = SyncSession.Kind.FULL, SyncSession.Kind.QUICK
 def parsed(monkeypatch):
     """How many vendor rows the REST connector turned into items (the work a skipped page saves)."""
     calls = []
-    original = RestConnector.parse_item
+    original = RestConnector.parse_items
 
-    def counting(self, row):
-        calls.append(row)
-        return original(self, row)
+    def counting(self, rows):
+        calls.extend(rows)
+        return original(self, rows)
 
-    monkeypatch.setattr(RestConnector, "parse_item", counting)
+    monkeypatch.setattr(RestConnector, "parse_items", counting)
     return calls
 
 

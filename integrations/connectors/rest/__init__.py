@@ -14,11 +14,11 @@ a connector of its own whose values are this connector's defaults.
 
 The modules: `options` (the settings and credentials, typed, with help),
 `auth` (keys, Basic, OAuth2 tokens and rotated refresh tokens), `paging`
-(values at a path, where the next page is) and `connector` (requests,
-errors, discovery, pages, item rules). docs/CONNECTORS.md is the reference.
+(values at a path, where the next page is), `items` (a page's rows as
+items, the item rules) and `connector` (requests, errors, discovery, pages). docs/CONNECTORS.md is the reference.
 """
 
-from integrations.connectors.rest.connector import RestConnector, check_problem, item_problems
+from integrations.connectors.rest.connector import RestConnector, check_problem
 from integrations.connectors.rest.paging import Pager, get_path
 
-__all__ = ["Pager", "RestConnector", "check_problem", "get_path", "item_problems"]
+__all__ = ["Pager", "RestConnector", "check_problem", "get_path"]

@@ -1,4 +1,4 @@
-"""The `rest` connector: requests, error answers, discovery, pages and items."""
+"""The `rest` connector: requests, error answers, discovery and pages (their rows read by rest/items.py)."""
 
 import hashlib
 import re
@@ -8,13 +8,13 @@ from urllib.parse import urljoin
 import orjson
 
 from integrations.connectors import errors
-from integrations.connectors.base import Connector, Item, ItemProblem, Page, VendorAccount, register
+from integrations.connectors.base import Connector, Page, VendorAccount, register
 from integrations.connectors.rest import options
 from integrations.connectors.rest.auth import Authenticator, error_text
-from integrations.connectors.rest.paging import MISSING, Pager, fill_template, get_path, list_at, path_getter, plain_key
+from integrations.connectors.rest.items import ItemReader
+from integrations.connectors.rest.paging import Pager, get_path, list_at
 from syncconsole import outbound
 
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Every digit made a zero: a number of 19 digits or more, which orjson may read
 # as a float where json reads an int (past 64 bits), shows as a run of zeros.
 _DIGITS = bytes.maketrans(b"123456789", b"000000000")
@@ -222,14 +222,14 @@ class RestConnector(Connector):
                     self.next_cursor = str(value)
             first = False
             if self.known_pages is None:
-                yield Page([self.parse_item(row) for row in rows], pager.total)
+                yield Page(self.parse_items(rows), pager.total)
                 continue
             digest = rows_digest(rows)
             if digest and self.known_pages.get(pager.last_key) == digest:
                 # The same rows as the last complete full sync read here: nothing to parse.
                 yield Page([], pager.total, page_key=pager.last_key, digest=digest, skipped_rows=len(rows))
                 continue
-            yield Page([self.parse_item(row) for row in rows], pager.total, page_key=pager.last_key, digest=digest)
+            yield Page(self.parse_items(rows), pager.total, page_key=pager.last_key, digest=digest)
 
     def _pager(self, endpoint, params):
         return Pager(
@@ -271,111 +271,12 @@ class RestConnector(Connector):
 
     # -- items ---------------------------------------------------------------------
 
-    def parse_item(self, row):
+    def parse_items(self, rows):
+        """A page's rows as Items (rest/items.py)."""
         reader = self._item_reader
         if reader is None:
             reader = self._item_reader = ItemReader(self.conf)
-        return reader.read(row)
-
-
-# What a required field must not be (compared with ==, as `in` does).
-EMPTY_VALUES = (None, "", [], {})
-
-
-def _field(path):
-    """(plain key or None, getter) of a configured path; (None, None) for an empty one."""
-    return (plain_key(path), path_getter(path)) if path else (None, None)
-
-
-class ItemReader:
-    """One configuration's item fields and rules, read from each row of a page.
-
-    Built once per connector: the paths are resolved to plain keys or getters
-    and the rules to lists, so a row costs a few dict lookups rather than a
-    walk of the settings per field.
-    """
-
-    def __init__(self, conf):
-        self.id_field = conf["items.id_field"]
-        self.id_key, self.id_of = _field(self.id_field)
-        self.label_key, self.label_of = _field(conf["items.label_field"])
-        self.account_key, self.account_of = _field(conf["items.account_field"])
-        self.url_template = conf["items.url_template"]
-        self.url_key, self.url_of = _field(conf["items.url_field"])
-        self.problems_of = ItemRules(conf)
-
-    def read(self, row):
-        if not isinstance(row, dict):
-            raise errors.BadResponse("The vendor's item page holds an entry that is not an object.")
-        get = row.get
-        raw_id = get(self.id_key) if self.id_key is not None else self.id_of(row)
-        if raw_id in (None, "") or isinstance(raw_id, (dict, list)):
-            raise errors.BadResponse(f"The vendor sent an item without {self.id_field!r}.")
-        label = account = None
-        if self.label_of is not None:
-            label = get(self.label_key) if self.label_key is not None else self.label_of(row)
-        if self.account_of is not None:
-            account = get(self.account_key) if self.account_key is not None else self.account_of(row)
-        if self.url_template:
-            vendor_url = fill_template(self.url_template, row)
-        elif self.url_of is not None:
-            vendor_url = get(self.url_key) if self.url_key is not None else self.url_of(row)
-        else:
-            vendor_url = ""
-        return Item(
-            external_id=str(raw_id)[:300],
-            data=row,
-            label=str(label or raw_id)[:300],
-            account_id="" if account is None else str(account),
-            vendor_url=str(vendor_url or "")[:500],
-            problems=self.problems_of(row),
-        )
-
-
-class ItemRules:
-    """The item rules of the settings, ready to apply to one row after another; all empty by default."""
-
-    def __init__(self, conf):
-        self.required = [(name, *_field(name)) for name in conf["rules.required_fields"]]
-        self.emails = [(name, *_field(name)) for name in conf["rules.email_fields"]]
-        self.non_negative = [(name, *_field(name)) for name in conf["rules.non_negative_fields"]]
-        self.checks = [(check, path_getter(check["field"])) for check in conf["rules.checks"]]
-
-    def __call__(self, row):
-        problems = []
-        # A plain key of an object is read directly; any other path or row through its getter.
-        get = row.get if isinstance(row, dict) else None
-        for name, key, getter in self.required:
-            if (get(key) if key is not None and get else getter(row)) in EMPTY_VALUES:
-                problems.append(ItemProblem("ITEM_MISSING_FIELD", f"Required field '{name}' is missing.", {"field": name}))
-        for name, key, getter in self.emails:
-            value = get(key) if key is not None and get else getter(row)
-            if value not in (None, "") and not (isinstance(value, str) and EMAIL_RE.match(value)):
-                problems.append(invalid(name, value, f"Field '{name}' is not a valid email address: {value!r}."))
-        for name, key, getter in self.non_negative:
-            value = get(key) if key is not None and get else getter(row)
-            if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0):
-                problems.append(invalid(name, value, f"Field '{name}' must be a number of at least 0, got {value!r}."))
-        for check, getter in self.checks:
-            name = check["field"]
-            value = getter(row, MISSING)
-            if value is MISSING or value is None:
-                continue
-            if "one_of" in check and value not in check["one_of"]:
-                allowed = ", ".join(map(str, check["one_of"]))
-                problems.append(invalid(name, value, check.get("message") or f"Field '{name}' must be one of {allowed}, got {value!r}."))
-            if "pattern" in check and not (isinstance(value, str) and re.fullmatch(check["pattern"], value)):
-                problems.append(invalid(name, value, check.get("message") or f"Field '{name}' does not have the expected form: {value!r}."))
-        return problems
-
-
-def item_problems(row, conf):
-    """The item rules of the settings, applied to one item; all empty by default."""
-    return ItemRules(conf)(row)
-
-
-def invalid(name, value, message):
-    return ItemProblem("ITEM_INVALID_VALUE", message, {"field": name, "value": str(value)[:200]})
+        return reader.read_page(rows)
 
 
 def check_problem(check):
