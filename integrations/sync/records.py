@@ -133,7 +133,6 @@ class PageResult:
     updated: int = 0
     unchanged: int = 0
     duplicates: tuple = ()
-    record_ids: dict | None = None  # external id -> pk, for items that have problems
 
 
 def _postgres():
@@ -263,33 +262,33 @@ def _copy_line(external_id, digest, text):
     return f"{_copy_value(external_id)}\t{digest}\t{text.replace(BACKSLASH, ESCAPED_BACKSLASH)}"
 
 
-def insert_new(integration, session, item_type, rows, now, *, upsert_if_taken=True):
-    """Store (external id, hash, json, COPY text or None) rows that had no record when the page was read.
-
-    PostgreSQL: COPY straight into the records table, as fast as the
-    database takes rows; the COPY text is written here, a line per row, the
-    parts every row shares formatted once. Only one session of an
-    integration runs, so nobody else inserts these ids; if a row appeared all
-    the same (a session whose lease ran out, still writing), the savepoint
-    takes the COPY back and the rows go through the upsert, or, without
-    `upsert_if_taken`, nothing is written and False says so.
-    """
-    if not _postgres():
-        upsert(integration, session, item_type, [row[:3] for row in rows], now)
-        return True
+def copy_rows(integration, session, item_type, lines, now):
+    """The COPY text of records: each line (external id, hash and JSON: `item_contents`) between the shared parts."""
     at = _db_time(now).isoformat()
     head = f"{integration.pk}\t{_copy_value(item_type)}\t"
     tail = f"\t{at}\t{at}\t{session.pk}\tf\t\\N\n"
-    text = "".join([f"{head}{line or _copy_line(eid, digest, data)}{tail}" for eid, digest, data, line in rows])
+    return f"{head}{(tail + head).join(lines)}{tail}" if lines else ""
+
+
+def insert_new(integration, session, item_type, rows, now):
+    """Store (external id, hash, json, COPY text) rows that had no record when the page was read.
+
+    PostgreSQL: COPY straight into the records table, as fast as the
+    database takes rows. Only one session of an integration runs, so nobody
+    else inserts these ids; if a row appeared all the same (a session whose
+    lease ran out, still writing), the savepoint takes the COPY back and the
+    rows go through the upsert.
+    """
+    if not _postgres():
+        upsert(integration, session, item_type, [row[:3] for row in rows], now)
+        return
+    text = copy_rows(integration, session, item_type, [row[3] for row in rows], now)
     try:
         with transaction.atomic(), connection.cursor() as cursor, connection.wrap_database_errors:
             with cursor.cursor.copy(f"COPY {RECORDS} ({RECORD_COLUMNS}) FROM STDIN") as copy:
                 copy.write(text)
     except IntegrityError:
-        if not upsert_if_taken:
-            return False
         upsert(integration, session, item_type, [row[:3] for row in rows], now)
-    return True
 
 
 def mark_seen(session, external_ids):
@@ -305,51 +304,48 @@ def mark_seen(session, external_ids):
             )
 
 
-def write_page(integration, session, item_type, items, *, full, now, want_ids=(), contents=None, fresh=False):
-    """Upsert the page's items; returns counts and the duplicates it met.
-
-    `items` are connector Items already filtered to the ones to store. An id
-    seen twice (in this page, or on an earlier page of the same full sync) is
-    a duplicate: the first copy wins. `contents`, from `item_contents`, saves
-    computing the items' JSON and hashes here.
-
-    `fresh`: the integration had no record of this item type when the
-    session began, so a stored row can only be one this session wrote. On
-    PostgreSQL the page is then written as new without reading anything
-    first: the unique constraint refuses an id written before (the savepoint
-    takes the page back), and only then is the page read and written the
-    usual way.
-    """
-    result = PageResult()
+def split_duplicates(items):
+    """({external id: item}, the repeated copies): the first copy of an id wins."""
+    by_id = dict(zip([item.external_id for item in items], items, strict=True))
+    if len(by_id) == len(items):
+        return by_id, []
     by_id, duplicates = {}, []
     for item in items:
         if item.external_id in by_id:
             duplicates.append(item)
         else:
             by_id[item.external_id] = item
+    return by_id, duplicates
+
+
+def content_of(item, contents):
+    """(hash, canonical JSON, COPY text) of an item, from `item_contents` when it was worked out there."""
+    content = contents.get(id(item)) if contents else None
+    if content is None:
+        text = canonical_json(item.data)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        content = (digest, text, _copy_line(item.external_id, digest, text))
+    return content
+
+
+def write_page(integration, session, item_type, items, *, full, now, contents=None):
+    """Upsert the page's items; returns counts and the duplicates it met.
+
+    `items` are connector Items already filtered to the ones to store. An id
+    seen twice (in this page, or on an earlier page of the same full sync) is
+    a duplicate: the first copy wins. `contents`, from `item_contents`, saves
+    computing the items' JSON and hashes here. (The first sync of an item
+    type on PostgreSQL writes its pages without reading first: fresh_copy.py.)
+    """
+    result = PageResult()
+    by_id, duplicates = split_duplicates(items)
     if not by_id:
         result.duplicates = tuple(duplicates)
         return result
-
-    contents = contents or {}
-
-    def content_of(item):
-        content = contents.get(id(item))
-        if content is None:
-            text = canonical_json(item.data)
-            content = (hashlib.sha256(text.encode()).hexdigest(), text, None)
-        return content
-
-    if fresh and _postgres():
-        new = [(external_id, *content_of(item)) for external_id, item in by_id.items()]
-        if insert_new(integration, session, item_type, new, now, upsert_if_taken=False):
-            result.created = len(new)
-            return _finished(result, duplicates, integration, item_type, want_ids)
-
     existing = existing_rows(integration, session, item_type, list(by_id))
     new, changed, unchanged_ids = [], [], []
     for external_id, item in by_id.items():
-        digest, text, line = content_of(item)
+        digest, text, line = content_of(item, contents)
         old = existing.get(external_id)
         if old is None:
             new.append((external_id, digest, text, line))
@@ -366,18 +362,19 @@ def write_page(integration, session, item_type, items, *, full, now, want_ids=()
     if unchanged_ids and full:
         mark_seen(session, unchanged_ids)
     result.created, result.updated, result.unchanged = len(new), len(changed), len(unchanged_ids)
-    return _finished(result, duplicates, integration, item_type, want_ids)
-
-
-def _finished(result, duplicates, integration, item_type, want_ids):
     result.duplicates = tuple(duplicates)
-    if want_ids:
-        result.record_ids = dict(
-            SyncedRecord.objects.filter(
-                integration=integration, item_type=item_type, external_id__in=list(want_ids)
-            ).values_list("external_id", "pk")
-        )
     return result
+
+
+def record_ids(integration, item_type, external_ids):
+    """{external id: record pk} of the given ids that have a record."""
+    if not external_ids:
+        return {}
+    return dict(
+        SyncedRecord.objects.filter(
+            integration=integration, item_type=item_type, external_id__in=list(external_ids)
+        ).values_list("external_id", "pk")
+    )
 
 
 def mark_unseen_deleted(integration, session, item_type, now):

@@ -8,7 +8,8 @@ transaction (SYNC_BATCH_PAGES, SYNC_BATCH_SECONDS), and every transaction
 extends the lease with a conditional UPDATE on (state=running, worker=me): if
 the reaper has given up on the session meanwhile, that transaction's pages
 are rolled back and the run stops without finishing anything. What earlier
-transactions wrote stays, and so do the counters they wrote.
+transactions wrote stays, and so do the counters they wrote. How a page is
+stored is page_writing.py's.
 """
 
 import logging
@@ -20,7 +21,7 @@ from datetime import timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db import connection, reset_queries, transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F
 from django.utils import timezone
 
@@ -34,8 +35,9 @@ from integrations.sync import fingerprints
 from integrations.sync.collector import fewer_collections
 from integrations.sync.finishing import SessionLog, finish_session
 from integrations.sync.prefetch import FeedTimedOut, PageFeed
-from integrations.sync.pages import item_problems, mark_duplicates, new_account_issue_id, read_pages
-from integrations.sync.records import PageResult, write_page
+from integrations.sync.pages import new_account_issue_id, read_pages
+from integrations.sync.fresh_copy import FreshCopy
+from integrations.sync.page_writing import PageWriting
 from integrations.sync.starting import PERSON_TRIGGERS, enqueue_session
 from issues.recording import IssueRecorder, ProblemRow
 from syncconsole import logs
@@ -137,7 +139,7 @@ def run_claimed(session, worker):
     return SessionRun(session, worker).run()
 
 
-class SessionRun:
+class SessionRun(PageWriting):
     def __init__(self, session, worker):
         self.session = session
         self.integration = session.integration
@@ -153,7 +155,8 @@ class SessionRun:
         self.recorder = None
         self.held_accounts = set()
         self.held_items = 0
-        self.fresh = False
+        self.fresh_copy = None  # a FreshCopy while the item type had no record when the run began (PostgreSQL)
+        self.streamed = []  # (ReadPage, now, PageResult) written into the open FreshCopy, to settle once it is closed
         self.fingerprints = None  # fingerprints.PageFingerprints of a full sync
         self.last_heartbeat = time.monotonic()
 
@@ -177,8 +180,9 @@ class SessionRun:
             self.connector = connector
             self.recorder = IssueRecorder(integration, self.session, connector.item_type)
             self.mappings = self.load_mappings(connector, full=full)
-            # Nothing stored yet: pages need not be read back before they are written (`write_page`).
-            self.fresh = not integration.records.filter(item_type=connector.item_type).exists()
+            # Nothing stored yet: pages need not be read back before they are written (fresh_copy.py).
+            if connection.vendor == "postgresql" and not integration.records.filter(item_type=connector.item_type).exists():
+                self.fresh_copy = FreshCopy(integration, self.session, connector.item_type)
             self.fingerprints = fingerprints.start(
                 integration, connector, full=full, mappings=self.mappings, held_accounts=self.held_accounts
             )
@@ -261,31 +265,30 @@ class SessionRun:
                 if self.fingerprints is not None:
                     self.fingerprints.flush()
                 pages = 0
-                while got is not None:
-                    self.log_notes(got.notes)
-                    self.write(got, full=full)
-                    pages += 1
-                    now = time.monotonic()
-                    if (
-                        pages >= settings.SYNC_BATCH_PAGES
-                        or now - started >= settings.SYNC_BATCH_SECONDS
-                        or now > self.deadline
-                    ):
-                        break
-                    got = feed.ready()
+                try:
+                    while got is not None:
+                        self.log_notes(got.notes)
+                        self.write(got, full=full)
+                        pages += 1
+                        now = time.monotonic()
+                        if (
+                            pages >= settings.SYNC_BATCH_PAGES
+                            or now - started >= settings.SYNC_BATCH_SECONDS
+                            or now > self.deadline
+                        ):
+                            break
+                        got = feed.ready()
+                    self.close_fresh_copy(full=full)
+                except BaseException as exc:
+                    self.streamed = []
+                    if self.fresh_copy is not None:
+                        self.fresh_copy.abandon(exc)
+                    raise
                 self._take_http_counters(http)
                 self.heartbeat(timezone.now())
         except BaseException:
             self.restore(committed)
             raise
-
-    def skip_unchanged(self, got, feed):
-        """Count the pages the connector skipped as unchanged (no query); the first page to write, or None."""
-        while got is not None and got.page.skipped_rows is not None:
-            self.log_notes(got.notes)
-            self._count_page(got.page, PageResult(unchanged=self.fingerprints.skip(self.session, got.page)), [])
-            got = feed.ready()
-        return got
 
     def progress(self):
         """What the run has counted and recorded so far, to go back to if a transaction rolls back."""
@@ -433,71 +436,6 @@ class SessionRun:
         self.counters["http_requests"] = http.counters.http_requests
         self.counters["retries"] = http.counters.retries
         self.counters["rate_limited_waits"] = http.counters.rate_limited_waits
-
-    def write(self, read, *, full):
-        """Store one page (a ReadPage) and record its issues, inside the caller's transaction."""
-        # With DEBUG on, Django keeps every query's SQL: a long sync would
-        # grow with the item count.
-        reset_queries()
-        now = timezone.now()
-        item_type = self.connector.item_type
-        page, sorted_page = read.page, read.sorted
-        if page.skipped_rows is not None:  # the same as the last complete full sync: nothing to read or write
-            self._count_page(page, PageResult(unchanged=self.fingerprints.skip(self.session, page)), [])
-            return
-        if self.fingerprints is not None:
-            self.fingerprints.flush()  # the duplicate check reads the ranges of the pages skipped before
-        to_store, problems = sorted_page.to_store, list(sorted_page.unmapped)
-
-        problem_ids = {item.external_id for item in to_store if item.problems}
-        result = write_page(
-            self.integration,
-            self.session,
-            item_type,
-            to_store,
-            full=full,
-            now=now,
-            want_ids=problem_ids,
-            contents=read.contents,
-            fresh=self.fresh,
-        )
-        duplicate_ids = mark_duplicates(result.duplicates)
-        record_ids = dict(result.record_ids or {})
-        if duplicate_ids - record_ids.keys():
-            record_ids.update(
-                self.integration.records.filter(item_type=item_type, external_id__in=duplicate_ids).values_list(
-                    "external_id", "pk"
-                )
-            )
-        if problem_ids or duplicate_ids:  # a clean page has no problem to list
-            problems += item_problems(to_store, record_ids)  # duplicates are among them, with their problem set
-        # Items of ignored accounts are not stored, but their old issues
-        # (ITEM_UNMAPPED) are settled: someone decided about them.
-        clean_ids = sorted_page.ignored_ids + [
-            item.external_id for item in to_store if not item.problems and item.external_id not in duplicate_ids
-        ]
-        self.recorder.record_page(problems, clean_ids, now)
-        if self.fingerprints is not None:
-            whole = not problems and not duplicate_ids and len(to_store) == len(page.items)
-            self.fingerprints.note(page, to_store, whole=whole)
-        self._count_page(page, result, problems, held=sorted_page.held)
-
-    def _count_page(self, page, result, problems, *, held=0):
-        unmapped = sum(1 for p in problems if p.code == "ITEM_UNMAPPED")
-        warned = len({p.external_id for p in problems if p.code != "ITEM_UNMAPPED"})
-        # Held items (of a new account waiting for its mapping) make the run end with warnings.
-        self.problem_items += unmapped + warned + held
-        self.held_items += held
-        c = self.counters
-        c["pages"] += 1
-        c["items_seen"] += len(page.items) if page.skipped_rows is None else page.skipped_rows
-        c["items_created"] += result.created
-        c["items_updated"] += result.updated
-        c["items_unchanged"] += result.unchanged
-        c["items_failed"] += unmapped
-        c["items_warnings"] += warned
-        if page.total is not None:
-            self.items_total = page.total
 
     def heartbeat(self, now):
         self.last_heartbeat = time.monotonic()

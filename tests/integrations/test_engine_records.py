@@ -473,18 +473,18 @@ def test_existing_rows_finds_a_page_in_any_order(order):
 
 
 @pytest.mark.django_db
-def test_a_fresh_page_that_repeats_an_id_written_before_takes_the_usual_way():
-    """Written without reading first (nothing was stored when the session began), until the unique constraint objects."""
+def test_a_page_that_repeats_an_id_keeps_the_first_copy():
     integration = IntegrationFactory()
     session = SyncSessionFactory(integration=integration, state=State.RUNNING)
     first = [Item(f"item-{n:07d}", {"n": n}) for n in range(1, 6)]
     again = [Item("item-0000009", {"n": 9}), Item("item-0000003", {"n": "changed"}), Item("item-0000010", {"n": 10})]
 
-    one = write_page(integration, session, "item", first, full=True, now=timezone.now(), fresh=True)
-    two = write_page(integration, session, "item", again, full=True, now=timezone.now(), fresh=True)
+    one = write_page(integration, session, "item", first + [Item("item-0000002", {"n": "again"})], full=True, now=timezone.now())
+    two = write_page(integration, session, "item", again, full=True, now=timezone.now())
 
-    assert (one.created, one.duplicates) == (5, ())
+    assert (one.created, [d.external_id for d in one.duplicates]) == (5, ["item-0000002"])
     assert (two.created, two.updated, [d.external_id for d in two.duplicates]) == (2, 0, ["item-0000003"])
     records = SyncedRecord.objects.filter(integration=integration)
     assert records.count() == 7
-    assert records.get(external_id="item-0000003").data == {"n": 3}  # the first copy stays
+    assert records.get(external_id="item-0000002").data == {"n": 2}  # the first copy stays
+    assert records.get(external_id="item-0000003").data == {"n": 3}
