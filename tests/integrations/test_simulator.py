@@ -321,6 +321,40 @@ def test_updated_since_returns_only_changed_items(sim, http):
     assert plus["total"] == 2
 
 
+def test_a_page_served_again_is_the_same_until_the_account_changes(sim, http):
+    """The simulator keeps the pages it served (state.PageCache): a change or a drop is served at once."""
+    account = "healthy.t-cache"
+    first = get(http, sim, account, page_size=50).json()
+    again = get(http, sim, account, page_size=50).json()
+    assert first["items"] == again["items"] and len(first["items"]) == 50
+    assert list(first) == ["items", "page", "page_size", "next_page", "next_cursor", "total", "server_time"]
+
+    sim.control(account, change=["item-0000007"])
+    changed = get(http, sim, account, page_size=50).json()["items"]
+    assert changed[6]["name"] == first["items"][6]["name"] + " (v2)"
+    assert changed[:6] == first["items"][:6] and changed[7:] == first["items"][7:]
+
+    sim.control(account, drop=["item-0000002"])
+    dropped = get(http, sim, account, page_size=50).json()["items"]
+    assert [item["id"] for item in dropped][:3] == ["item-0000001", "item-0000003", "item-0000004"]
+    sim.reset(account)
+    assert get(http, sim, account, page_size=50).json()["items"] == first["items"]
+
+
+def test_the_page_cache_keeps_the_pages_used_last_within_its_size():
+    from integrations.simulator.state import PageCache
+
+    cache = PageCache(max_bytes=10)
+    cache.put("a", b"1234")
+    cache.put("b", b"5678")
+    assert cache.get("a") == b"1234"  # now the most recent
+    cache.put("c", b"90ab")
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (b"1234", None, b"90ab")
+    assert cache.size == 8
+    cache.put("huge", b"x" * 11)
+    assert cache.get("huge") is None and cache.size == 8
+
+
 def test_drop_removes_items(sim, http):
     account = "healthy.t-drop"
     state = sim.control(account, drop=["item-0000003", "item-0000100"])
