@@ -14,12 +14,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.core.management import CommandError, call_command
 
-from integrations.models import Integration, SyncedRecord, SyncSession
+from integrations.connectors.rest.connector import RestConnector
+from integrations.models import Integration, PageFingerprint, SyncedRecord, SyncSession
 from integrations.sync.runner import run_session
 from integrations.sync.starting import start_sync
 from issues.models import SyncIssue
 from tests.factories import TenantFactory
-from tests.plugins.json_server import BAD_EMAILS, COMPANIES, CONTACTS, stamp
+from tests.plugins.json_server import BAD_EMAILS, COMPANIES, CONTACTS, PRODUCTS, stamp
 
 pytestmark = [pytest.mark.jsonserver, pytest.mark.django_db]
 
@@ -264,3 +265,47 @@ def test_a_quick_sync_reads_only_what_changed_since_the_last_run(json_server, er
     assert records.filter(deleted=False).count() == COMPANIES + 1
     assert records.get(external_id="17").data["name"] == "Company 17 (renamed)"
     assert records.get(external_id="18").data["name"] == "Company 18"
+
+
+def test_an_unchanged_full_resync_skips_the_pages_the_server_sends_again(json_server, error_catalog, monkeypatch):
+    """Page fingerprints (sync/fingerprints.py) against a server nobody here wrote: `products` is this test's."""
+    parsed = []
+    original = RestConnector.parse_items
+
+    def counting(self, rows):
+        parsed.extend(row["id"] for row in rows)
+        return original(self, rows)
+
+    monkeypatch.setattr(RestConnector, "parse_items", counting)
+    integration = add_rest(
+        f"base_url={json_server.url}",
+        "items.endpoint=/products",
+        "pagination.type=link_header",
+        "pagination.page_param=_page",
+        "pagination.size_param=_limit",
+        "pagination.size=50",
+    )
+    records = SyncedRecord.objects.filter(integration=integration)
+
+    first = sync(integration)
+    assert (first.state, first.items_created, first.pages) == (State.SUCCEEDED, PRODUCTS, 5)
+    assert PageFingerprint.objects.filter(integration=integration).count() == 5
+    parsed.clear()
+
+    again = sync(integration)
+    assert (again.state, again.items_seen, again.items_unchanged, again.items_created, again.items_updated) == (
+        State.SUCCEEDED, PRODUCTS, PRODUCTS, 0, 0
+    )
+    assert (again.items_deleted, again.pages, parsed) == (0, 5, [])
+    assert records.filter(deleted=False).count() == PRODUCTS
+
+    json_server.patch("products", "p-0123", {"name": "Product 123 (renamed)"})
+    json_server.delete("products", "p-0250")
+    third = sync(integration)
+    assert third.state == State.SUCCEEDED
+    assert (third.items_updated, third.items_deleted, third.items_unchanged) == (1, 1, PRODUCTS - 2)
+    # Only the two pages that changed were read: the third (p-0101..p-0150) and the last.
+    assert sorted(parsed) == [f"p-{n:04d}" for n in list(range(101, 151)) + list(range(201, 250))]
+    assert records.get(external_id="p-0123").data["name"] == "Product 123 (renamed)"
+    assert records.get(external_id="p-0250").deleted
+    assert records.filter(deleted=False).count() == PRODUCTS - 1

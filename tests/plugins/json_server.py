@@ -43,6 +43,8 @@ VERSION = "0.17.4"
 
 CONTACTS = 1234
 COMPANIES = 40
+# `products` has ids in text order (p-0001, ...), as page fingerprints need.
+PRODUCTS = 250
 # Contacts whose email is not an address (the `rest` connector's rules.email_fields finds them).
 BAD_EMAILS = {
     7: "no-at-sign.example",
@@ -68,7 +70,7 @@ def stamp(moment):
 
 
 def make_db():
-    """The resources: `contacts` (CONTACTS rows, BAD_EMAILS among them) and `companies` (COMPANIES rows)."""
+    """The resources: `contacts` (CONTACTS rows, BAD_EMAILS among them), `companies` and `products`."""
     contacts = []
     for n in range(1, CONTACTS + 1):
         email = BAD_EMAILS.get(n, "" if n in EMPTY_EMAILS else f"contact{n}@example.com")
@@ -85,7 +87,8 @@ def make_db():
         {"id": n, "name": f"Company {n}", "updatedAt": stamp(EPOCH + timedelta(days=n))}
         for n in range(1, COMPANIES + 1)
     ]
-    return {"contacts": contacts, "companies": companies}
+    products = [{"id": f"p-{n:04d}", "name": f"Product {n}", "price": n * 5} for n in range(1, PRODUCTS + 1)]
+    return {"contacts": contacts, "companies": companies, "products": products}
 
 
 def missing_reason():
@@ -237,6 +240,11 @@ class JsonServerProcess:
         if response.status_code != 201:
             raise RuntimeError(f"POST /{resource} answered {response.status_code}: {response.text[:300]}")
         return response.json()
+
+    def delete(self, resource, row_id):
+        response = self._http.delete(f"{self.url}/{resource}/{row_id}", timeout=10)
+        if response.status_code != 200:
+            raise RuntimeError(f"DELETE /{resource}/{row_id} answered {response.status_code}: {response.text[:300]}")
 
     def patch(self, resource, row_id, changes):
         response = self._http.patch(f"{self.url}/{resource}/{row_id}", json=changes, timeout=10)
