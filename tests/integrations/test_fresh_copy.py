@@ -11,16 +11,18 @@ from integrations.sync.records import content_hash, split_duplicates
 from issues.models import SyncIssue
 from tests.factories import IntegrationFactory, SyncSessionFactory
 
-needs_postgres = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="needs PostgreSQL (set DATABASE_URL=postgres://...): COPY"
-)
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="needs PostgreSQL (set DATABASE_URL=postgres://...): COPY"
+    ),
+]
 
 
 def page(*numbers, value=None):
     return split_duplicates([Item(f"item-{n:07d}", {"n": n if value is None else value}) for n in numbers])[0]
 
 
-@needs_postgres
 @pytest.mark.django_db
 def test_pages_streamed_into_one_copy_are_stored_when_it_closes():
     integration = IntegrationFactory()
@@ -40,7 +42,6 @@ def test_pages_streamed_into_one_copy_are_stored_when_it_closes():
     assert stored.first_synced_at == stored.last_synced_at == now
 
 
-@needs_postgres
 @pytest.mark.django_db
 def test_an_id_stored_before_takes_the_whole_copy_back_and_the_transaction_goes_on():
     integration = IntegrationFactory()
@@ -58,7 +59,6 @@ def test_an_id_stored_before_takes_the_whole_copy_back_and_the_transaction_goes_
     assert records.count() == 3
 
 
-@needs_postgres
 @pytest.mark.django_db
 def test_an_abandoned_copy_leaves_its_transaction_to_roll_back():
     integration = IntegrationFactory()
@@ -75,7 +75,6 @@ def test_an_abandoned_copy_leaves_its_transaction_to_roll_back():
     assert SyncedRecord.objects.count() == 0  # the connection is usable again
 
 
-@needs_postgres
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("batch_pages", [1, 20])
 def test_a_first_sync_whose_vendor_repeats_an_id_on_the_next_page(make_integration, sync, settings, batch_pages):
