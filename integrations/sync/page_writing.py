@@ -39,6 +39,9 @@ class PageWriting:
         if self.fresh_copy is not None and not (self.fingerprints is not None and self.fingerprints.pending):
             by_id, duplicates = split_duplicates(read.sorted.to_store)
             if self.fresh_copy.add(by_id, read.contents, now):
+                # Kept until the COPY closes (at most a batch of pages), without their JSON texts:
+                # should the COPY be refused, writing them again works those out anew.
+                read.contents = None
                 self.streamed.append((read, now, PageResult(created=len(by_id), duplicates=tuple(duplicates))))
                 return
             self.fresh_copy_refused(full=full)
