@@ -78,7 +78,11 @@ class PageWriting:
         """The database refused a row of the COPY and took it back: its pages, and the rest of the run, go the usual way."""
         self.fresh_copy = None
         streamed, self.streamed = self.streamed, []
-        self.log.add("info", "The vendor sent an id again on a later page: pages are read back before they are written.")
+        self.log.add(
+            "info",
+            "A row of these pages was stored already (an id the vendor sent again, or another run still "
+            "writing): from here on, pages are read back before they are written.",
+        )
         for read, now, _result in streamed:
             self.write_read_first(read, now, full=full)
 
