@@ -90,3 +90,20 @@ def test_a_first_sync_whose_vendor_repeats_an_id_on_the_next_page(make_integrati
     assert duplicate.record_id == records.get(external_id="item-0000044").pk
     assert session.items_seen == session.items_total
     assert any("read back before" in entry["message"] for entry in session.log)
+
+
+@pytest.mark.django_db
+def test_a_statement_while_the_copy_is_open_fails_instead_of_waiting_forever():
+    """psycopg holds the connection's lock during a COPY: the guard ends the COPY before the statement runs."""
+    from django.db import DatabaseError
+
+    integration = IntegrationFactory()
+    session = SyncSessionFactory(integration=integration, state=SyncSession.State.RUNNING)
+    with pytest.raises(DatabaseError), transaction.atomic():
+        copy = FreshCopy(integration, session, "item")
+        assert copy.add(page(1, 2), {}, timezone.now()) and copy.is_open
+        # Without the guard the next line would wait forever: fail before it instead.
+        assert copy._guard in connection.execute_wrappers
+        SyncedRecord.objects.count()  # the transaction was aborted with the COPY: this statement fails
+    assert not copy.is_open and copy._guard not in connection.execute_wrappers
+    assert not SyncedRecord.objects.filter(integration=integration).exists()
